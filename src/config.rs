@@ -1,0 +1,345 @@
+//! Environment → typed configuration. Every error names the variable.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::authorizer::{Settings, StandardAuthorizer};
+use crate::introspection::authlete::{ApiVersion, AuthleteConfig, AuthleteIntrospector};
+use crate::introspection::http::{build_client, HttpSettings};
+use crate::introspection::rfc7662::{Rfc7662Config, Rfc7662Introspector};
+use crate::introspection::Introspector;
+use crate::scopes::ScopeRules;
+
+/// A configuration problem, naming the variable at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is not set (or empty).
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    /// A variable has a value we cannot use.
+    #[error("{var} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        var: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn invalid(var: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        var,
+        reason: reason.into(),
+    }
+}
+
+/// Which introspection backend to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendConfig {
+    /// Authlete's `/auth/introspection` API.
+    Authlete(AuthleteConfig),
+    /// A standard RFC 7662 endpoint.
+    Rfc7662(Rfc7662Config),
+}
+
+/// How HTTP API payload 2.0 events are answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpApiResponse {
+    /// IAM policy (same shape as REST).
+    Policy,
+    /// `{"isAuthorized": …, "context": …}`.
+    Simple,
+}
+
+/// Everything certbound reads from the environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The backend.
+    pub backend: BackendConfig,
+    /// Transport settings.
+    pub http: HttpSettings,
+    /// Decision/context switches.
+    pub settings: Settings,
+    /// HTTP API v2 answer format.
+    pub http_api_response: HttpApiResponse,
+    /// Scope rules for the default `determine_scopes`.
+    pub scope_rules: ScopeRules,
+    /// Header holding the client certificate in `serve` mode.
+    pub cert_header: String,
+}
+
+/// Reads variables from a lookup function (the process environment, or a
+/// map in tests; secrets fetched at start are layered on top).
+pub struct Env<'a> {
+    lookup: Box<dyn Fn(&str) -> Option<String> + 'a>,
+}
+
+impl<'a> Env<'a> {
+    /// The process environment.
+    pub fn process() -> Env<'static> {
+        Env {
+            lookup: Box::new(|k| std::env::var(k).ok()),
+        }
+    }
+
+    /// A fixed map (tests).
+    pub fn from_map(map: &'a HashMap<String, String>) -> Self {
+        Env {
+            lookup: Box::new(move |k| map.get(k).cloned()),
+        }
+    }
+
+    /// Values from `overlay` win over this environment.
+    pub fn with_overlay(self, overlay: HashMap<String, String>) -> Env<'a> {
+        Env {
+            lookup: Box::new(move |k| overlay.get(k).cloned().or_else(|| (self.lookup)(k))),
+        }
+    }
+
+    /// A variable, `None` when unset or blank.
+    pub fn get(&self, var: &str) -> Option<String> {
+        (self.lookup)(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+
+    fn require(&self, var: &'static str) -> Result<String, ConfigError> {
+        self.get(var).ok_or(ConfigError::Missing(var))
+    }
+
+    fn bool(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(var).map(|v| v.to_ascii_lowercase()).as_deref() {
+            None => Ok(default),
+            Some("true" | "1" | "yes" | "on") => Ok(true),
+            Some("false" | "0" | "no" | "off") => Ok(false),
+            Some(other) => Err(invalid(var, format!("{other:?} is not true/false"))),
+        }
+    }
+
+    fn millis(&self, var: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        let ms = match self.get(var) {
+            None => default,
+            Some(v) => v
+                .parse::<u64>()
+                .map_err(|_| invalid(var, format!("{v:?} is not a whole number of milliseconds")))?,
+        };
+        if !(1..=60_000).contains(&ms) {
+            return Err(invalid(var, format!("{ms} ms is outside 1..=60000")));
+        }
+        Ok(Duration::from_millis(ms))
+    }
+
+    fn url(&self, var: &'static str) -> Result<String, ConfigError> {
+        let raw = self.require(var)?;
+        let url = reqwest::Url::parse(&raw).map_err(|e| invalid(var, format!("{raw:?}: {e}")))?;
+        let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+        match url.scheme() {
+            "https" => Ok(raw),
+            "http" if loopback || self.bool("CERTBOUND_ALLOW_INSECURE_HTTP", false)? => Ok(raw),
+            "http" => Err(invalid(
+                var,
+                "plain http sends credentials in clear; use https (or CERTBOUND_ALLOW_INSECURE_HTTP=true)",
+            )),
+            other => Err(invalid(var, format!("unsupported scheme {other:?}"))),
+        }
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_process_env() -> Result<Self, ConfigError> {
+        Self::from_env(&Env::process())
+    }
+
+    /// Reads any [`Env`].
+    pub fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let backend = match env
+            .get("CERTBOUND_BACKEND")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("authlete") => BackendConfig::Authlete(authlete(env)?),
+            Some("rfc7662") => BackendConfig::Rfc7662(rfc7662(env)?),
+            Some(other) => {
+                return Err(invalid(
+                    "CERTBOUND_BACKEND",
+                    format!("{other:?} is not 'authlete' or 'rfc7662'"),
+                ))
+            }
+        };
+        let http = HttpSettings {
+            connect_timeout: env.millis("CERTBOUND_CONNECT_TIMEOUT_MS", 1000)?,
+            timeout: env.millis("CERTBOUND_TIMEOUT_MS", 3000)?,
+            ca_file: env.get("CERTBOUND_INTROSPECTION_CA_FILE").map(PathBuf::from),
+        };
+        let settings = Settings {
+            policy: env.bool("CERTBOUND_POLICY", true)?,
+            context_debug: env.bool("CERTBOUND_CONTEXT_DEBUG", false)?,
+            realm: env.get("CERTBOUND_REALM"),
+        };
+        let http_api_response = match env
+            .get("CERTBOUND_HTTP_API_RESPONSE")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("policy") => HttpApiResponse::Policy,
+            Some("simple") => HttpApiResponse::Simple,
+            Some(other) => {
+                return Err(invalid(
+                    "CERTBOUND_HTTP_API_RESPONSE",
+                    format!("{other:?} is not 'simple' or 'policy'"),
+                ))
+            }
+        };
+        let scope_rules = match (env.get("CERTBOUND_SCOPE_RULES"), env.get("CERTBOUND_SCOPE_RULES_INLINE")) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "CERTBOUND_SCOPE_RULES",
+                    "set either CERTBOUND_SCOPE_RULES or CERTBOUND_SCOPE_RULES_INLINE, not both",
+                ))
+            }
+            (Some(path), None) => ScopeRules::load(path.as_ref())
+                .map_err(|e| invalid("CERTBOUND_SCOPE_RULES", e.to_string()))?,
+            (None, Some(text)) => ScopeRules::from_toml(&text)
+                .map_err(|e| invalid("CERTBOUND_SCOPE_RULES_INLINE", e.to_string()))?,
+            (None, None) => ScopeRules::default(),
+        };
+        let cert_header = env
+            .get("CERTBOUND_CERT_HEADER")
+            .unwrap_or_else(|| "x-ssl-cert".into())
+            .to_ascii_lowercase();
+        if axum::http::HeaderName::from_bytes(cert_header.as_bytes()).is_err() {
+            return Err(invalid("CERTBOUND_CERT_HEADER", format!("{cert_header:?} is not a header name")));
+        }
+        Ok(Self {
+            backend,
+            http,
+            settings,
+            http_api_response,
+            scope_rules,
+            cert_header,
+        })
+    }
+
+    /// Builds the introspection backend (one HTTP client, reused).
+    pub fn build_introspector(&self) -> Result<Arc<dyn Introspector>, ConfigError> {
+        let client = build_client(&self.http)
+            .map_err(|e| invalid("CERTBOUND_INTROSPECTION_CA_FILE", e.to_string()))?;
+        Ok(match &self.backend {
+            BackendConfig::Authlete(c) => Arc::new(AuthleteIntrospector::new(client, c.clone())),
+            BackendConfig::Rfc7662(c) => Arc::new(Rfc7662Introspector::new(
+                client,
+                c.clone(),
+                self.settings.realm.clone(),
+            )),
+        })
+    }
+
+    /// Builds the ready-made authorizer for this configuration.
+    pub fn build_authorizer(&self) -> Result<StandardAuthorizer, ConfigError> {
+        Ok(StandardAuthorizer::new(self.build_introspector()?, self.settings.clone())
+            .with_scope_rules(self.scope_rules.clone()))
+    }
+}
+
+fn authlete(env: &Env<'_>) -> Result<AuthleteConfig, ConfigError> {
+    let version = match env.get("AUTHLETE_API_VERSION").map(|v| v.to_ascii_uppercase()).as_deref() {
+        None | Some("V2") => ApiVersion::V2,
+        Some("V3") => ApiVersion::V3,
+        Some(other) => return Err(invalid("AUTHLETE_API_VERSION", format!("{other:?} is not V2 or V3"))),
+    };
+    let base_url = env.url("AUTHLETE_BASE_URL")?;
+    let api_key = env.require("AUTHLETE_SERVICE_APIKEY")?;
+    let (api_secret, access_token) = match version {
+        ApiVersion::V2 => (Some(env.require("AUTHLETE_SERVICE_APISECRET")?), None),
+        ApiVersion::V3 => (None, Some(env.require("AUTHLETE_SERVICE_ACCESSTOKEN")?)),
+    };
+    Ok(AuthleteConfig {
+        base_url,
+        version,
+        api_key,
+        api_secret,
+        access_token,
+    })
+}
+
+fn rfc7662(env: &Env<'_>) -> Result<Rfc7662Config, ConfigError> {
+    Ok(Rfc7662Config {
+        endpoint: env.url("CERTBOUND_INTROSPECTION_ENDPOINT")?,
+        client_id: env.require("CERTBOUND_INTROSPECTION_CLIENT_ID")?,
+        client_secret: env.require("CERTBOUND_INTROSPECTION_CLIENT_SECRET")?,
+        require_binding: env.bool("CERTBOUND_REQUIRE_BINDING", true)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_env(&Env::from_map(&map))
+    }
+
+    const V2: [(&str, &str); 3] = [
+        ("AUTHLETE_BASE_URL", "https://api.authlete.com"),
+        ("AUTHLETE_SERVICE_APIKEY", "123"),
+        ("AUTHLETE_SERVICE_APISECRET", "s3cr3t"),
+    ];
+
+    #[test]
+    fn defaults() {
+        let c = cfg(&V2).unwrap();
+        assert!(c.settings.policy);
+        assert!(!c.settings.context_debug);
+        assert_eq!(c.http.connect_timeout, Duration::from_millis(1000));
+        assert_eq!(c.http.timeout, Duration::from_millis(3000));
+        assert_eq!(c.http_api_response, HttpApiResponse::Policy);
+        assert_eq!(c.cert_header, "x-ssl-cert");
+        assert!(matches!(c.backend, BackendConfig::Authlete(ref a) if a.version == ApiVersion::V2));
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+            (vec![], "AUTHLETE_BASE_URL is not set"),
+            (vec![("AUTHLETE_BASE_URL", "https://x")], "AUTHLETE_SERVICE_APIKEY is not set"),
+            (V2[..2].to_vec(), "AUTHLETE_SERVICE_APISECRET is not set"),
+            ([&V2[..], &[("AUTHLETE_API_VERSION", "v4")]].concat(), "AUTHLETE_API_VERSION is invalid"),
+            ([&V2[..2], &[("AUTHLETE_API_VERSION", "v3")]].concat(), "AUTHLETE_SERVICE_ACCESSTOKEN is not set"),
+            ([&V2[..], &[("CERTBOUND_POLICY", "maybe")]].concat(), "CERTBOUND_POLICY is invalid"),
+            ([&V2[..], &[("CERTBOUND_TIMEOUT_MS", "0")]].concat(), "CERTBOUND_TIMEOUT_MS is invalid"),
+            ([&V2[..], &[("CERTBOUND_CONNECT_TIMEOUT_MS", "1s")]].concat(), "CERTBOUND_CONNECT_TIMEOUT_MS is invalid"),
+            ([&V2[..], &[("CERTBOUND_BACKEND", "ldap")]].concat(), "CERTBOUND_BACKEND is invalid"),
+            ([&V2[..], &[("CERTBOUND_HTTP_API_RESPONSE", "x")]].concat(), "CERTBOUND_HTTP_API_RESPONSE is invalid"),
+            ([&V2[..], &[("CERTBOUND_SCOPE_RULES", "/nonexistent.toml")]].concat(), "CERTBOUND_SCOPE_RULES is invalid"),
+            ([&V2[..], &[("CERTBOUND_SCOPE_RULES_INLINE", "[[rule]]\nmethod=1")]].concat(), "CERTBOUND_SCOPE_RULES_INLINE is invalid"),
+            (vec![("AUTHLETE_BASE_URL", "http://authlete.example.com"), ("AUTHLETE_SERVICE_APIKEY", "1"), ("AUTHLETE_SERVICE_APISECRET", "2")], "AUTHLETE_BASE_URL is invalid"),
+            (vec![("AUTHLETE_BASE_URL", "not a url")], "AUTHLETE_BASE_URL is invalid"),
+            (vec![("CERTBOUND_BACKEND", "rfc7662")], "CERTBOUND_INTROSPECTION_ENDPOINT is not set"),
+            (vec![("CERTBOUND_BACKEND", "RFC7662"), ("CERTBOUND_INTROSPECTION_ENDPOINT", "https://as/introspect"), ("CERTBOUND_INTROSPECTION_CLIENT_ID", "rs")], "CERTBOUND_INTROSPECTION_CLIENT_SECRET is not set"),
+        ];
+        for (pairs, expected) in cases {
+            let err = cfg(&pairs).unwrap_err().to_string();
+            assert!(err.starts_with(expected), "{pairs:?}: got {err:?}, want {expected:?}");
+            assert!(!err.contains("s3cr3t"), "secret leaked: {err}");
+        }
+    }
+
+    #[test]
+    fn v3_any_case_and_loopback_http() {
+        let c = cfg(&[
+            ("AUTHLETE_BASE_URL", "http://127.0.0.1:9999"),
+            ("AUTHLETE_API_VERSION", "v3"),
+            ("AUTHLETE_SERVICE_APIKEY", "svc"),
+            ("AUTHLETE_SERVICE_ACCESSTOKEN", "tok"),
+            ("CERTBOUND_POLICY", "FALSE"),
+            ("CERTBOUND_HTTP_API_RESPONSE", "Simple"),
+        ])
+        .unwrap();
+        assert!(matches!(c.backend, BackendConfig::Authlete(ref a) if a.version == ApiVersion::V3));
+        assert!(!c.settings.policy);
+        assert_eq!(c.http_api_response, HttpApiResponse::Simple);
+    }
+}

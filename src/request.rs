@@ -1,0 +1,314 @@
+//! What every front hands to the core: [`AuthRequest`], plus the parsing of
+//! the `Authorization` header and of API Gateway resource ARNs.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+use crate::cert::{CertError, ClientCert};
+
+/// The authorization scheme of the presented token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// RFC 6750 bearer token.
+    Bearer,
+    /// RFC 9449 DPoP-bound token (the proof comes in the `DPoP` header).
+    DPoP,
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Scheme::Bearer => "Bearer",
+            Scheme::DPoP => "DPoP",
+        })
+    }
+}
+
+/// An access token and the scheme it came with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// `Bearer` or `DPoP`.
+    pub scheme: Scheme,
+    /// The access token itself. Never log it: use [`Credentials::token_hash`].
+    pub token: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("scheme", &self.scheme)
+            .field("token_sha256", &self.token_hash())
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// The first 8 hex digits of the token's SHA-256: safe to log.
+    pub fn token_hash(&self) -> String {
+        token_hash(&self.token)
+    }
+}
+
+/// The first 8 hex digits of SHA-256 of a token: safe to log.
+pub fn token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Why no usable token was found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialsError {
+    /// No `Authorization` header (or TOKEN-event value) at all.
+    #[error("no Authorization header")]
+    Missing,
+    /// The header does not read `Bearer <token>` or `DPoP <token>`.
+    #[error("Authorization header is not 'Bearer <token>' or 'DPoP <token>'")]
+    Malformed,
+    /// The header was sent more than once with different values.
+    #[error("Authorization header sent more than once")]
+    Ambiguous,
+}
+
+/// Parses an `Authorization` value: `Bearer <token>` or `DPoP <token>`,
+/// scheme in any case, separated by one or more spaces, trailing spaces
+/// allowed, the token itself without spaces (the reference's rule).
+pub fn parse_authorization(value: &str) -> Result<Credentials, CredentialsError> {
+    let (scheme, rest) = value.split_once(' ').ok_or(CredentialsError::Malformed)?;
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::DPoP
+    } else {
+        return Err(CredentialsError::Malformed);
+    };
+    let token = rest.trim_matches(' ');
+    if token.is_empty() || token.contains(' ') {
+        return Err(CredentialsError::Malformed);
+    }
+    Ok(Credentials {
+        scheme,
+        token: token.to_owned(),
+    })
+}
+
+/// The `Authorization` header across header maps (REST events carry both
+/// `headers` and `multiValueHeaders`): none → `Missing`, more than one
+/// distinct value → `Ambiguous`, not text → `Malformed`.
+pub fn credentials_from_headers(
+    maps: &[&http::HeaderMap],
+) -> Result<Credentials, CredentialsError> {
+    let mut values: Vec<&[u8]> = Vec::new();
+    for map in maps {
+        for v in map.get_all(http::header::AUTHORIZATION) {
+            if !values.contains(&v.as_bytes()) {
+                values.push(v.as_bytes());
+            }
+        }
+    }
+    match values.as_slice() {
+        [] => Err(CredentialsError::Missing),
+        [one] => std::str::from_utf8(one)
+            .map_err(|_| CredentialsError::Malformed)
+            .and_then(parse_authorization),
+        _ => Err(CredentialsError::Ambiguous),
+    }
+}
+
+/// The client certificate as far as the request shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum PresentedCert {
+    /// No certificate was presented (or the front does not carry one).
+    #[default]
+    Absent,
+    /// A readable certificate.
+    Present(ClientCert),
+    /// Something was presented but it is not a certificate.
+    Invalid(CertError),
+}
+
+impl PresentedCert {
+    /// Parses optional certificate data from a front.
+    pub fn from_optional(data: Option<&str>) -> Self {
+        match data.map(str::trim) {
+            None | Some("") => Self::Absent,
+            Some(text) => match ClientCert::parse(text.as_bytes()) {
+                Ok(cert) => Self::Present(cert),
+                Err(e) => Self::Invalid(e),
+            },
+        }
+    }
+
+    /// The certificate, when one was presented and readable.
+    pub fn cert(&self) -> Option<&ClientCert> {
+        match self {
+            Self::Present(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// Where a request came from (hooks may want to know).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// API Gateway REST API `REQUEST` authorizer (or HTTP API payload 1.0).
+    RestRequest,
+    /// API Gateway REST API `TOKEN` authorizer.
+    RestToken,
+    /// API Gateway HTTP API payload 2.0 authorizer.
+    HttpApiV2,
+    /// The HTTP auth endpoint (`certbound serve`).
+    Http,
+}
+
+/// One authorization question, independent of the front that asked it.
+#[derive(Debug, Clone)]
+pub struct AuthRequest {
+    /// Which front produced it.
+    pub source: Source,
+    /// The token, or why there is none.
+    pub credentials: Result<Credentials, CredentialsError>,
+    /// The `DPoP` proof header, when present.
+    pub dpop_proof: Option<String>,
+    /// The client certificate of the mutual-TLS connection.
+    pub client_cert: PresentedCert,
+    /// HTTP method of the protected call (upper case).
+    pub method: String,
+    /// Path of the protected call, with a leading `/`, without query.
+    pub path: String,
+    /// What a policy is about: the `methodArn` / `routeArn`, or the URI.
+    pub resource: String,
+    /// The target URI for DPoP (`htu`): scheme, host and path, no query.
+    pub htu: Option<String>,
+    /// Request headers, names in lower case (multiple values comma-joined).
+    pub headers: BTreeMap<String, String>,
+    /// The raw Lambda event, for hooks that need more than the above.
+    pub event: Option<serde_json::Value>,
+    /// A request id for logs (Lambda request id or a generated one).
+    pub request_id: Option<String>,
+}
+
+impl AuthRequest {
+    /// A request with the given method/path/resource and nothing else.
+    pub fn new(source: Source, method: &str, path: &str, resource: &str) -> Self {
+        Self {
+            source,
+            credentials: Err(CredentialsError::Missing),
+            dpop_proof: None,
+            client_cert: PresentedCert::Absent,
+            method: method.to_ascii_uppercase(),
+            path: path.to_owned(),
+            resource: resource.to_owned(),
+            htu: None,
+            headers: BTreeMap::new(),
+            event: None,
+            request_id: None,
+        }
+    }
+
+    /// The scheme for challenges: the presented one, else `Bearer`.
+    pub fn scheme(&self) -> Scheme {
+        self.credentials
+            .as_ref()
+            .map(|c| c.scheme)
+            .unwrap_or(Scheme::Bearer)
+    }
+
+    /// 8-hex SHA-256 prefix of the token, when there is one.
+    pub fn token_hash(&self) -> Option<String> {
+        self.credentials.as_ref().ok().map(Credentials::token_hash)
+    }
+}
+
+/// The parts of an `execute-api` ARN:
+/// `arn:PARTITION:execute-api:REGION:ACCOUNT:API/STAGE/METHOD/PATH…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodArn {
+    /// API id.
+    pub api_id: String,
+    /// Stage name (`$default` for HTTP APIs).
+    pub stage: String,
+    /// HTTP method (`GET`, …, or `*`/`ANY`).
+    pub method: String,
+    /// Resource path with a leading `/`.
+    pub path: String,
+}
+
+/// Why an ARN could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an execute-api ARN (arn:aws:execute-api:REGION:ACCOUNT:API/STAGE/METHOD/PATH): {0:?}")]
+pub struct ArnError(pub String);
+
+impl MethodArn {
+    /// Splits like the reference: six `:` parts, the last into at most four
+    /// `/` parts. A missing path (root resource) reads as `/`.
+    pub fn parse(arn: &str) -> Result<Self, ArnError> {
+        let err = || ArnError(arn.chars().take(200).collect());
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        if parts.len() != 6 || parts[0] != "arn" || parts[2] != "execute-api" {
+            return Err(err());
+        }
+        let res: Vec<&str> = parts[5].splitn(4, '/').collect();
+        if res.len() < 3 || res[0].is_empty() || res[2].is_empty() {
+            return Err(err());
+        }
+        Ok(Self {
+            api_id: res[0].to_owned(),
+            stage: res[1].to_owned(),
+            method: res[2].to_owned(),
+            path: format!("/{}", res.get(3).copied().unwrap_or("")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorization_follows_the_reference_pattern() {
+        let ok = |v: &str| parse_authorization(v).map(|c| (c.scheme, c.token));
+        assert_eq!(ok("Bearer abc"), Ok((Scheme::Bearer, "abc".into())));
+        assert_eq!(ok("bEaReR   abc  "), Ok((Scheme::Bearer, "abc".into())));
+        assert_eq!(ok("DPoP x.y.z"), Ok((Scheme::DPoP, "x.y.z".into())));
+        assert_eq!(ok("dpop tok"), Ok((Scheme::DPoP, "tok".into())));
+        for bad in [
+            "",
+            "Bearer",
+            "Bearer ",
+            "Bearer a b",
+            "Basic dXNlcjpwYXNz",
+            " Bearer abc",
+            "Bearer\tabc",
+            "Bearerabc",
+        ] {
+            assert_eq!(parse_authorization(bad), Err(CredentialsError::Malformed), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_token() {
+        let c = parse_authorization("Bearer supersecrettoken").unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("supersecret"), "{shown}");
+        assert_eq!(c.token_hash().len(), 8);
+    }
+
+    #[test]
+    fn arn_is_split_like_the_reference() {
+        let a = MethodArn::parse("arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/GET/time/now")
+            .unwrap();
+        assert_eq!((a.api_id.as_str(), a.stage.as_str()), ("abc123", "prod"));
+        assert_eq!((a.method.as_str(), a.path.as_str()), ("GET", "/time/now"));
+        let root = MethodArn::parse("arn:aws:execute-api:r:1:api/$default/POST/").unwrap();
+        assert_eq!(root.path, "/");
+        let no_path = MethodArn::parse("arn:aws:execute-api:r:1:api/s/GET").unwrap();
+        assert_eq!(no_path.path, "/");
+        for bad in ["", "arn:aws:s3:::bucket", "arn:aws:execute-api:r:1:api", "arn:aws:execute-api:r:1:api/s"] {
+            assert!(MethodArn::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
