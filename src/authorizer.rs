@@ -168,8 +168,16 @@ pub async fn authorize<A: Authorizer + ?Sized>(authorizer: &A, request: &AuthReq
     };
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     match &result {
-        Ok(r) => authorizer.on_introspection(request, &introspection, r).await,
-        Err(e) => authorizer.on_introspection_error(request, &introspection, e).await,
+        Ok(r) => {
+            authorizer
+                .on_introspection(request, &introspection, r)
+                .await
+        }
+        Err(e) => {
+            authorizer
+                .on_introspection_error(request, &introspection, e)
+                .await
+        }
     }
 
     let mut context = build_context(request, &introspection, &result, settings);
@@ -198,14 +206,19 @@ pub async fn authorize<A: Authorizer + ?Sized>(authorizer: &A, request: &AuthReq
         Decision::Allow => authorizer.on_allow(request, &verdict).await,
         Decision::Deny => authorizer.on_deny(request, &verdict).await,
         Decision::Unauthorized => authorizer.on_unauthorized(request, &verdict).await,
-        Decision::InternalServerError => authorizer.on_internal_server_error(request, &verdict).await,
+        Decision::InternalServerError => {
+            authorizer.on_internal_server_error(request, &verdict).await
+        }
     }
     log_decision(request, &verdict, &result, latency_ms);
     verdict
 }
 
 /// Builds the backend-neutral introspection request.
-fn introspection_request(request: &AuthRequest, scopes: Option<Vec<String>>) -> IntrospectionRequest {
+fn introspection_request(
+    request: &AuthRequest,
+    scopes: Option<Vec<String>>,
+) -> IntrospectionRequest {
     let (token, scheme) = match &request.credentials {
         Ok(c) => (c.token.clone(), c.scheme),
         Err(_) => (String::new(), request.scheme()),
@@ -288,13 +301,22 @@ fn build_context(
                         Action::InternalServerError => "server_error",
                         _ => "invalid_token",
                     };
-                    challenge(request.scheme(), settings.realm.as_deref(), Some(error), None, None)
+                    challenge(
+                        request.scheme(),
+                        settings.realm.as_deref(),
+                        Some(error),
+                        None,
+                        None,
+                    )
                 });
                 ctx.insert("challenge".into(), value.into());
             }
         }
         Err(e) => {
-            ctx.insert("introspection_exception".into(), format!("{}: {e}", e.kind()).into());
+            ctx.insert(
+                "introspection_exception".into(),
+                format!("{}: {e}", e.kind()).into(),
+            );
             ctx.insert(
                 "challenge".into(),
                 server_error_challenge(request.scheme(), settings.realm.as_deref(), e).into(),

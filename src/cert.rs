@@ -83,6 +83,11 @@ impl ClientCert {
 
     /// Auto-detects the encoding (see the module documentation).
     pub fn parse(input: &[u8]) -> Result<Self, CertError> {
+        // DER starts with a SEQUENCE tag (0x30) and a binary length byte;
+        // no text encoding of a certificate starts like that.
+        if input.len() > 1 && input[0] == 0x30 && !input[1].is_ascii_graphic() {
+            return Self::from_der(input.to_vec());
+        }
         let Ok(text) = std::str::from_utf8(input) else {
             // Not text: only raw DER is possible.
             return Self::from_der(input.to_vec());
@@ -168,12 +173,14 @@ fn xfcc_cert(text: &str) -> Option<&str> {
         return None;
     }
     let last = split_outside_quotes(text, ',').pop()?;
-    split_outside_quotes(last, ';').into_iter().find_map(|pair| {
-        let (key, value) = pair.split_once('=')?;
-        key.trim()
-            .eq_ignore_ascii_case("cert")
-            .then(|| value.trim().trim_matches('"'))
-    })
+    split_outside_quotes(last, ';')
+        .into_iter()
+        .find_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            key.trim()
+                .eq_ignore_ascii_case("cert")
+                .then(|| value.trim().trim_matches('"'))
+        })
 }
 
 fn split_outside_quotes(text: &str, sep: char) -> Vec<&str> {
@@ -224,7 +231,10 @@ mod tests {
     #[test]
     fn thumbprint_is_base64url_sha256_without_padding() {
         // SHA-256("") = e3b0c442…; base64url without '='.
-        assert_eq!(thumbprint(b""), "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU");
+        assert_eq!(
+            thumbprint(b""),
+            "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"
+        );
     }
 
     #[test]

@@ -73,8 +73,10 @@ pub struct Config {
 /// Reads variables from a lookup function (the process environment, or a
 /// map in tests; secrets fetched at start are layered on top).
 pub struct Env<'a> {
-    lookup: Box<dyn Fn(&str) -> Option<String> + 'a>,
+    lookup: Lookup<'a>,
 }
+
+type Lookup<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
 
 impl<'a> Env<'a> {
     /// The process environment.
@@ -100,7 +102,9 @@ impl<'a> Env<'a> {
 
     /// A variable, `None` when unset or blank.
     pub fn get(&self, var: &str) -> Option<String> {
-        (self.lookup)(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+        (self.lookup)(var)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
     }
 
     fn require(&self, var: &'static str) -> Result<String, ConfigError> {
@@ -119,9 +123,9 @@ impl<'a> Env<'a> {
     fn millis(&self, var: &'static str, default: u64) -> Result<Duration, ConfigError> {
         let ms = match self.get(var) {
             None => default,
-            Some(v) => v
-                .parse::<u64>()
-                .map_err(|_| invalid(var, format!("{v:?} is not a whole number of milliseconds")))?,
+            Some(v) => v.parse::<u64>().map_err(|_| {
+                invalid(var, format!("{v:?} is not a whole number of milliseconds"))
+            })?,
         };
         if !(1..=60_000).contains(&ms) {
             return Err(invalid(var, format!("{ms} ms is outside 1..=60000")));
@@ -170,7 +174,9 @@ impl Config {
         let http = HttpSettings {
             connect_timeout: env.millis("CERTBOUND_CONNECT_TIMEOUT_MS", 1000)?,
             timeout: env.millis("CERTBOUND_TIMEOUT_MS", 3000)?,
-            ca_file: env.get("CERTBOUND_INTROSPECTION_CA_FILE").map(PathBuf::from),
+            ca_file: env
+                .get("CERTBOUND_INTROSPECTION_CA_FILE")
+                .map(PathBuf::from),
         };
         let settings = Settings {
             policy: env.bool("CERTBOUND_POLICY", true)?,
@@ -191,25 +197,30 @@ impl Config {
                 ))
             }
         };
-        let scope_rules = match (env.get("CERTBOUND_SCOPE_RULES"), env.get("CERTBOUND_SCOPE_RULES_INLINE")) {
-            (Some(_), Some(_)) => {
-                return Err(invalid(
+        let scope_rules =
+            match (
+                env.get("CERTBOUND_SCOPE_RULES"),
+                env.get("CERTBOUND_SCOPE_RULES_INLINE"),
+            ) {
+                (Some(_), Some(_)) => return Err(invalid(
                     "CERTBOUND_SCOPE_RULES",
                     "set either CERTBOUND_SCOPE_RULES or CERTBOUND_SCOPE_RULES_INLINE, not both",
-                ))
-            }
-            (Some(path), None) => ScopeRules::load(path.as_ref())
-                .map_err(|e| invalid("CERTBOUND_SCOPE_RULES", e.to_string()))?,
-            (None, Some(text)) => ScopeRules::from_toml(&text)
-                .map_err(|e| invalid("CERTBOUND_SCOPE_RULES_INLINE", e.to_string()))?,
-            (None, None) => ScopeRules::default(),
-        };
+                )),
+                (Some(path), None) => ScopeRules::load(path.as_ref())
+                    .map_err(|e| invalid("CERTBOUND_SCOPE_RULES", e.to_string()))?,
+                (None, Some(text)) => ScopeRules::from_toml(&text)
+                    .map_err(|e| invalid("CERTBOUND_SCOPE_RULES_INLINE", e.to_string()))?,
+                (None, None) => ScopeRules::default(),
+            };
         let cert_header = env
             .get("CERTBOUND_CERT_HEADER")
             .unwrap_or_else(|| "x-ssl-cert".into())
             .to_ascii_lowercase();
         if axum::http::HeaderName::from_bytes(cert_header.as_bytes()).is_err() {
-            return Err(invalid("CERTBOUND_CERT_HEADER", format!("{cert_header:?} is not a header name")));
+            return Err(invalid(
+                "CERTBOUND_CERT_HEADER",
+                format!("{cert_header:?} is not a header name"),
+            ));
         }
         Ok(Self {
             backend,
@@ -237,16 +248,27 @@ impl Config {
 
     /// Builds the ready-made authorizer for this configuration.
     pub fn build_authorizer(&self) -> Result<StandardAuthorizer, ConfigError> {
-        Ok(StandardAuthorizer::new(self.build_introspector()?, self.settings.clone())
-            .with_scope_rules(self.scope_rules.clone()))
+        Ok(
+            StandardAuthorizer::new(self.build_introspector()?, self.settings.clone())
+                .with_scope_rules(self.scope_rules.clone()),
+        )
     }
 }
 
 fn authlete(env: &Env<'_>) -> Result<AuthleteConfig, ConfigError> {
-    let version = match env.get("AUTHLETE_API_VERSION").map(|v| v.to_ascii_uppercase()).as_deref() {
+    let version = match env
+        .get("AUTHLETE_API_VERSION")
+        .map(|v| v.to_ascii_uppercase())
+        .as_deref()
+    {
         None | Some("V2") => ApiVersion::V2,
         Some("V3") => ApiVersion::V3,
-        Some(other) => return Err(invalid("AUTHLETE_API_VERSION", format!("{other:?} is not V2 or V3"))),
+        Some(other) => {
+            return Err(invalid(
+                "AUTHLETE_API_VERSION",
+                format!("{other:?} is not V2 or V3"),
+            ))
+        }
     };
     let base_url = env.url("AUTHLETE_BASE_URL")?;
     let api_key = env.require("AUTHLETE_SERVICE_APIKEY")?;
@@ -277,9 +299,12 @@ mod tests {
     use super::*;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Config::from_env(&Env::from_map(&map))
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let env = Env::from_map(&map);
+        Config::from_env(&env)
     }
 
     const V2: [(&str, &str); 3] = [
@@ -304,25 +329,82 @@ mod tests {
     fn errors_name_the_variable() {
         let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
             (vec![], "AUTHLETE_BASE_URL is not set"),
-            (vec![("AUTHLETE_BASE_URL", "https://x")], "AUTHLETE_SERVICE_APIKEY is not set"),
+            (
+                vec![("AUTHLETE_BASE_URL", "https://x")],
+                "AUTHLETE_SERVICE_APIKEY is not set",
+            ),
             (V2[..2].to_vec(), "AUTHLETE_SERVICE_APISECRET is not set"),
-            ([&V2[..], &[("AUTHLETE_API_VERSION", "v4")]].concat(), "AUTHLETE_API_VERSION is invalid"),
-            ([&V2[..2], &[("AUTHLETE_API_VERSION", "v3")]].concat(), "AUTHLETE_SERVICE_ACCESSTOKEN is not set"),
-            ([&V2[..], &[("CERTBOUND_POLICY", "maybe")]].concat(), "CERTBOUND_POLICY is invalid"),
-            ([&V2[..], &[("CERTBOUND_TIMEOUT_MS", "0")]].concat(), "CERTBOUND_TIMEOUT_MS is invalid"),
-            ([&V2[..], &[("CERTBOUND_CONNECT_TIMEOUT_MS", "1s")]].concat(), "CERTBOUND_CONNECT_TIMEOUT_MS is invalid"),
-            ([&V2[..], &[("CERTBOUND_BACKEND", "ldap")]].concat(), "CERTBOUND_BACKEND is invalid"),
-            ([&V2[..], &[("CERTBOUND_HTTP_API_RESPONSE", "x")]].concat(), "CERTBOUND_HTTP_API_RESPONSE is invalid"),
-            ([&V2[..], &[("CERTBOUND_SCOPE_RULES", "/nonexistent.toml")]].concat(), "CERTBOUND_SCOPE_RULES is invalid"),
-            ([&V2[..], &[("CERTBOUND_SCOPE_RULES_INLINE", "[[rule]]\nmethod=1")]].concat(), "CERTBOUND_SCOPE_RULES_INLINE is invalid"),
-            (vec![("AUTHLETE_BASE_URL", "http://authlete.example.com"), ("AUTHLETE_SERVICE_APIKEY", "1"), ("AUTHLETE_SERVICE_APISECRET", "2")], "AUTHLETE_BASE_URL is invalid"),
-            (vec![("AUTHLETE_BASE_URL", "not a url")], "AUTHLETE_BASE_URL is invalid"),
-            (vec![("CERTBOUND_BACKEND", "rfc7662")], "CERTBOUND_INTROSPECTION_ENDPOINT is not set"),
-            (vec![("CERTBOUND_BACKEND", "RFC7662"), ("CERTBOUND_INTROSPECTION_ENDPOINT", "https://as/introspect"), ("CERTBOUND_INTROSPECTION_CLIENT_ID", "rs")], "CERTBOUND_INTROSPECTION_CLIENT_SECRET is not set"),
+            (
+                [&V2[..], &[("AUTHLETE_API_VERSION", "v4")]].concat(),
+                "AUTHLETE_API_VERSION is invalid",
+            ),
+            (
+                [&V2[..2], &[("AUTHLETE_API_VERSION", "v3")]].concat(),
+                "AUTHLETE_SERVICE_ACCESSTOKEN is not set",
+            ),
+            (
+                [&V2[..], &[("CERTBOUND_POLICY", "maybe")]].concat(),
+                "CERTBOUND_POLICY is invalid",
+            ),
+            (
+                [&V2[..], &[("CERTBOUND_TIMEOUT_MS", "0")]].concat(),
+                "CERTBOUND_TIMEOUT_MS is invalid",
+            ),
+            (
+                [&V2[..], &[("CERTBOUND_CONNECT_TIMEOUT_MS", "1s")]].concat(),
+                "CERTBOUND_CONNECT_TIMEOUT_MS is invalid",
+            ),
+            (
+                [&V2[..], &[("CERTBOUND_BACKEND", "ldap")]].concat(),
+                "CERTBOUND_BACKEND is invalid",
+            ),
+            (
+                [&V2[..], &[("CERTBOUND_HTTP_API_RESPONSE", "x")]].concat(),
+                "CERTBOUND_HTTP_API_RESPONSE is invalid",
+            ),
+            (
+                [&V2[..], &[("CERTBOUND_SCOPE_RULES", "/nonexistent.toml")]].concat(),
+                "CERTBOUND_SCOPE_RULES is invalid",
+            ),
+            (
+                [
+                    &V2[..],
+                    &[("CERTBOUND_SCOPE_RULES_INLINE", "[[rule]]\nmethod=1")],
+                ]
+                .concat(),
+                "CERTBOUND_SCOPE_RULES_INLINE is invalid",
+            ),
+            (
+                vec![
+                    ("AUTHLETE_BASE_URL", "http://authlete.example.com"),
+                    ("AUTHLETE_SERVICE_APIKEY", "1"),
+                    ("AUTHLETE_SERVICE_APISECRET", "2"),
+                ],
+                "AUTHLETE_BASE_URL is invalid",
+            ),
+            (
+                vec![("AUTHLETE_BASE_URL", "not a url")],
+                "AUTHLETE_BASE_URL is invalid",
+            ),
+            (
+                vec![("CERTBOUND_BACKEND", "rfc7662")],
+                "CERTBOUND_INTROSPECTION_ENDPOINT is not set",
+            ),
+            (
+                vec![
+                    ("CERTBOUND_BACKEND", "RFC7662"),
+                    ("CERTBOUND_INTROSPECTION_ENDPOINT", "https://as/introspect"),
+                    ("CERTBOUND_INTROSPECTION_CLIENT_ID", "rs"),
+                ],
+                "CERTBOUND_INTROSPECTION_CLIENT_SECRET is not set",
+            ),
         ];
         for (pairs, expected) in cases {
             let err = cfg(&pairs).unwrap_err().to_string();
-            assert!(err.starts_with(expected), "{pairs:?}: got {err:?}, want {expected:?}");
+            assert!(
+                err.starts_with(expected),
+                "{pairs:?}: got {err:?}, want {expected:?}"
+            );
             assert!(!err.contains("s3cr3t"), "secret leaked: {err}");
         }
     }

@@ -285,7 +285,11 @@ mod tests {
             "Bearer\tabc",
             "Bearerabc",
         ] {
-            assert_eq!(parse_authorization(bad), Err(CredentialsError::Malformed), "{bad:?}");
+            assert_eq!(
+                parse_authorization(bad),
+                Err(CredentialsError::Malformed),
+                "{bad:?}"
+            );
         }
     }
 
@@ -299,15 +303,21 @@ mod tests {
 
     #[test]
     fn arn_is_split_like_the_reference() {
-        let a = MethodArn::parse("arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/GET/time/now")
-            .unwrap();
+        let a =
+            MethodArn::parse("arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/GET/time/now")
+                .unwrap();
         assert_eq!((a.api_id.as_str(), a.stage.as_str()), ("abc123", "prod"));
         assert_eq!((a.method.as_str(), a.path.as_str()), ("GET", "/time/now"));
         let root = MethodArn::parse("arn:aws:execute-api:r:1:api/$default/POST/").unwrap();
         assert_eq!(root.path, "/");
         let no_path = MethodArn::parse("arn:aws:execute-api:r:1:api/s/GET").unwrap();
         assert_eq!(no_path.path, "/");
-        for bad in ["", "arn:aws:s3:::bucket", "arn:aws:execute-api:r:1:api", "arn:aws:execute-api:r:1:api/s"] {
+        for bad in [
+            "",
+            "arn:aws:s3:::bucket",
+            "arn:aws:execute-api:r:1:api",
+            "arn:aws:execute-api:r:1:api/s",
+        ] {
             assert!(MethodArn::parse(bad).is_err(), "{bad}");
         }
     }

@@ -5,7 +5,8 @@
 //! # first matching rule wins; no match = no scope required
 //! [[rule]]
 //! method = "GET"          # HTTP method, or "*" / "ANY" for every method
-//! path = "/example"       # "*" matches one segment, a trailing "/**" any rest
+//! path = "/example"       # "*" matches one segment; a trailing "/**" matches
+//!                         # the prefix itself and anything below it
 //! scopes = ["api:read"]
 //! ```
 
@@ -187,13 +188,30 @@ mod tests {
         assert_eq!(req("get", "/example?x=1"), Some(vec!["api:read".into()]));
         assert_eq!(req("POST", "/example"), Some(vec!["api:write".into()]));
         assert_eq!(req("DELETE", "/example"), None);
-        assert_eq!(req("GET", "/accounts/42/balances"), Some(vec!["accounts".into()]));
+        assert_eq!(
+            req("GET", "/accounts/42/balances"),
+            Some(vec!["accounts".into()])
+        );
         assert_eq!(req("GET", "/accounts/42/balances/x"), None);
-        assert_eq!(req("PUT", "/admin"), None);
-        assert_eq!(req("PUT", "/admin/x/y"), Some(vec!["admin".into(), "api:write".into()]));
+        // "/admin/**" covers "/admin" itself too (the safer reading).
+        assert_eq!(
+            req("PUT", "/admin"),
+            Some(vec!["admin".into(), "api:write".into()])
+        );
+        assert_eq!(req("PUT", "/administrator"), None);
+        assert_eq!(
+            req("PUT", "/admin/x/y"),
+            Some(vec!["admin".into(), "api:write".into()])
+        );
         // path tricks resolve before matching
-        assert_eq!(req("PUT", "/public/../admin/x"), Some(vec!["admin".into(), "api:write".into()]));
-        assert_eq!(req("PUT", "/%61dmin/x"), Some(vec!["admin".into(), "api:write".into()]));
+        assert_eq!(
+            req("PUT", "/public/../admin/x"),
+            Some(vec!["admin".into(), "api:write".into()])
+        );
+        assert_eq!(
+            req("PUT", "/%61dmin/x"),
+            Some(vec!["admin".into(), "api:write".into()])
+        );
         assert_eq!(req("GET", "//example"), Some(vec!["api:read".into()]));
         assert_eq!(req("GET", "/example/"), Some(vec!["api:read".into()]));
     }

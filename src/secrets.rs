@@ -23,7 +23,9 @@ pub enum SecretError {
     #[error("CERTBOUND_SECRET_ID is set but {0} is not")]
     Missing(&'static str),
     /// The extension could not be reached or refused.
-    #[error("cannot read secret through the Parameters and Secrets extension at {endpoint}: {reason}")]
+    #[error(
+        "cannot read secret through the Parameters and Secrets extension at {endpoint}: {reason}"
+    )]
     Fetch {
         /// The extension URL (no secret in it).
         endpoint: String,
@@ -43,7 +45,10 @@ struct ExtensionAnswer {
 
 /// The variable a plain-string secret stands for, given the backend.
 fn plain_secret_var(env: &Env<'_>) -> &'static str {
-    let backend = env.get("CERTBOUND_BACKEND").unwrap_or_default().to_ascii_lowercase();
+    let backend = env
+        .get("CERTBOUND_BACKEND")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let v3 = env
         .get("AUTHLETE_API_VERSION")
         .is_some_and(|v| v.eq_ignore_ascii_case("v3"));
@@ -78,7 +83,10 @@ pub fn secret_to_vars(env: &Env<'_>, secret: &str) -> Result<HashMap<String, Str
         }
         return Ok(vars);
     }
-    Ok(HashMap::from([(plain_secret_var(env).to_owned(), trimmed.to_owned())]))
+    Ok(HashMap::from([(
+        plain_secret_var(env).to_owned(),
+        trimmed.to_owned(),
+    )]))
 }
 
 /// Fetches the secret named by `CERTBOUND_SECRET_ID`, if any, and returns
@@ -90,12 +98,14 @@ pub async fn fetch_overlay(env: &Env<'_>) -> Result<HashMap<String, String>, Sec
     let token = env
         .get("AWS_SESSION_TOKEN")
         .ok_or(SecretError::Missing("AWS_SESSION_TOKEN"))?;
-    let endpoint = env.get("CERTBOUND_SECRETS_EXTENSION_URL").unwrap_or_else(|| {
-        let port = env
-            .get("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT")
-            .unwrap_or_else(|| "2773".into());
-        format!("http://localhost:{port}")
-    });
+    let endpoint = env
+        .get("CERTBOUND_SECRETS_EXTENSION_URL")
+        .unwrap_or_else(|| {
+            let port = env
+                .get("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT")
+                .unwrap_or_else(|| "2773".into());
+            format!("http://localhost:{port}")
+        });
     let fail = |reason: String| SecretError::Fetch {
         endpoint: endpoint.clone(),
         reason,
@@ -125,9 +135,9 @@ pub async fn fetch_overlay(env: &Env<'_>) -> Result<HashMap<String, String>, Sec
                     .json()
                     .await
                     .map_err(|e| SecretError::Shape(format!("extension answer: {e}")))?;
-                let secret = answer
-                    .secret_string
-                    .ok_or_else(|| SecretError::Shape("no SecretString (binary secrets are not supported)".into()))?;
+                let secret = answer.secret_string.ok_or_else(|| {
+                    SecretError::Shape("no SecretString (binary secrets are not supported)".into())
+                })?;
                 return secret_to_vars(env, &secret);
             }
             Ok(r) if r.status().is_client_error() => {

@@ -152,7 +152,11 @@ fn quote(v: &str) -> String {
 }
 
 /// The challenge used when introspection itself failed.
-pub fn server_error_challenge(scheme: Scheme, realm: Option<&str>, e: &IntrospectionError) -> String {
+pub fn server_error_challenge(
+    scheme: Scheme,
+    realm: Option<&str>,
+    e: &IntrospectionError,
+) -> String {
     challenge(
         scheme,
         realm,
@@ -179,8 +183,16 @@ mod tests {
             (None, D::Deny, D::InternalServerError),
         ];
         for (action, with_policy, without_policy) in cases {
-            assert_eq!(Decision::from_action(action, true), with_policy, "{action:?}");
-            assert_eq!(Decision::from_action(action, false), without_policy, "{action:?}");
+            assert_eq!(
+                Decision::from_action(action, true),
+                with_policy,
+                "{action:?}"
+            );
+            assert_eq!(
+                Decision::from_action(action, false),
+                without_policy,
+                "{action:?}"
+            );
         }
     }
 
@@ -188,11 +200,23 @@ mod tests {
     fn challenges_are_rfc6750_shaped_and_escaped() {
         assert_eq!(challenge(Scheme::Bearer, None, None, None, None), "Bearer");
         assert_eq!(
-            challenge(Scheme::DPoP, Some("api"), Some("invalid_token"), Some("bad \"x\"\n"), None),
+            challenge(
+                Scheme::DPoP,
+                Some("api"),
+                Some("invalid_token"),
+                Some("bad \"x\"\n"),
+                None
+            ),
             r#"DPoP realm="api",error="invalid_token",error_description="bad \"x\"""#
         );
         assert_eq!(
-            challenge(Scheme::Bearer, None, Some("insufficient_scope"), None, Some("a b")),
+            challenge(
+                Scheme::Bearer,
+                None,
+                Some("insufficient_scope"),
+                None,
+                Some("a b")
+            ),
             r#"Bearer error="insufficient_scope",scope="a b""#
         );
     }
@@ -203,6 +227,9 @@ mod tests {
         c.insert("s".into(), "x".into());
         c.insert("n".into(), 5.into());
         c.insert("b".into(), true.into());
-        assert_eq!(serde_json::to_string(&c).unwrap(), r#"{"b":true,"n":5,"s":"x"}"#);
+        assert_eq!(
+            serde_json::to_string(&c).unwrap(),
+            r#"{"b":true,"n":5,"s":"x"}"#
+        );
     }
 }

@@ -17,7 +17,11 @@ use crate::fronts::lambda::{handle_event, HandlerError};
 use crate::{logging, secrets};
 
 #[derive(Debug, Parser)]
-#[command(name = "certbound", version, about = "Authorizer for certificate-bound OAuth access tokens (RFC 8705)")]
+#[command(
+    name = "certbound",
+    version,
+    about = "Authorizer for certificate-bound OAuth access tokens (RFC 8705)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -58,7 +62,11 @@ pub async fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match cli.command {
@@ -72,7 +80,9 @@ pub async fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 /// Configuration from the environment, with secrets fetched at start.
 pub async fn load_config() -> Result<Config, String> {
     let env = Env::process();
-    let overlay = secrets::fetch_overlay(&env).await.map_err(|e| e.to_string())?;
+    let overlay = secrets::fetch_overlay(&env)
+        .await
+        .map_err(|e| e.to_string())?;
     Config::from_env(&env.with_overlay(overlay)).map_err(|e| e.to_string())
 }
 

@@ -55,7 +55,12 @@ pub fn to_auth_request(
     let method = single_header(headers, "x-original-method").unwrap_or_else(|| method.to_owned());
     let uri = single_header(headers, "x-original-uri").unwrap_or_else(|| uri.to_owned());
     let path = uri.split(['?', '#']).next().unwrap_or("/").to_owned();
-    let mut r = AuthRequest::new(Source::Http, &method, &path, &format!("{} {path}", method.to_ascii_uppercase()));
+    let mut r = AuthRequest::new(
+        Source::Http,
+        &method,
+        &path,
+        &format!("{} {path}", method.to_ascii_uppercase()),
+    );
     r.credentials = credentials_from_headers(&[headers]);
     r.dpop_proof = single_header(headers, "dpop");
     let certs: Vec<&HeaderValue> = headers.get_all(cert_header).iter().collect();
@@ -66,7 +71,8 @@ pub fn to_auth_request(
             "certificate header sent more than once".into(),
         )),
     };
-    let host = single_header(headers, "x-forwarded-host").or_else(|| single_header(headers, "host"));
+    let host =
+        single_header(headers, "x-forwarded-host").or_else(|| single_header(headers, "host"));
     r.htu = htu(host.as_deref(), &path);
     r.headers = header_map(headers);
     r
@@ -103,8 +109,14 @@ pub fn to_response(verdict: &Verdict) -> Response {
             if key.starts_with("introspection_") {
                 continue;
             }
-            let name = format!("{CONTEXT_HEADER_PREFIX}{}", key.to_ascii_lowercase().replace('_', "-"));
-            if let (Ok(name), Some(value)) = (HeaderName::from_bytes(name.as_bytes()), header_value(&value.to_string())) {
+            let name = format!(
+                "{CONTEXT_HEADER_PREFIX}{}",
+                key.to_ascii_lowercase().replace('_', "-")
+            );
+            if let (Ok(name), Some(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                header_value(&value.to_string()),
+            ) {
                 headers.insert(name, value);
             }
         }
@@ -114,7 +126,11 @@ pub fn to_response(verdict: &Verdict) -> Response {
     if let Some(nonce) = verdict.dpop_nonce.as_deref().and_then(header_value) {
         headers.insert(HeaderName::from_static("dpop-nonce"), nonce);
     }
-    let body = if status == StatusCode::OK { String::new() } else { format!("{}\n", verdict.decision.as_str()) };
+    let body = if status == StatusCode::OK {
+        String::new()
+    } else {
+        format!("{}\n", verdict.decision.as_str())
+    };
     (status, headers, body).into_response()
 }
 
@@ -138,8 +154,7 @@ pub async fn serve(
 
 async fn shutdown() {
     #[cfg(unix)]
-    if let Ok(mut term) =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
     {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {},

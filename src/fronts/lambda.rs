@@ -96,7 +96,10 @@ impl Event {
     pub fn to_auth_request(&self) -> Result<AuthRequest, EventError> {
         match self {
             Event::Token(e) => {
-                let arn = e.method_arn.as_deref().ok_or(EventError::NoResource("TOKEN", "methodArn"))?;
+                let arn = e
+                    .method_arn
+                    .as_deref()
+                    .ok_or(EventError::NoResource("TOKEN", "methodArn"))?;
                 let parsed = MethodArn::parse(arn)?;
                 let mut r = AuthRequest::new(Source::RestToken, &parsed.method, &parsed.path, arn);
                 r.credentials = match e.authorization_token.as_deref() {
@@ -106,9 +109,13 @@ impl Event {
                 Ok(r)
             }
             Event::Rest(e) => {
-                let arn = e.method_arn.as_deref().ok_or(EventError::NoResource("REQUEST", "methodArn"))?;
+                let arn = e
+                    .method_arn
+                    .as_deref()
+                    .ok_or(EventError::NoResource("REQUEST", "methodArn"))?;
                 let parsed = MethodArn::parse(arn)?;
-                let mut r = AuthRequest::new(Source::RestRequest, &parsed.method, &parsed.path, arn);
+                let mut r =
+                    AuthRequest::new(Source::RestRequest, &parsed.method, &parsed.path, arn);
                 r.credentials = credentials(&[&e.headers, &e.multi_value_headers]);
                 r.dpop_proof = single_header(&e.headers, "dpop");
                 let ctx = &e.request_context;
@@ -126,11 +133,18 @@ impl Event {
                 Ok(r)
             }
             Event::HttpV2(e) => {
-                let arn = e.route_arn.as_deref().ok_or(EventError::NoResource("HTTP API 2.0", "routeArn"))?;
+                let arn = e
+                    .route_arn
+                    .as_deref()
+                    .ok_or(EventError::NoResource("HTTP API 2.0", "routeArn"))?;
                 let parsed = MethodArn::parse(arn)?;
                 let ctx = &e.request_context;
                 let method = ctx.http.method.as_str();
-                let path = e.raw_path.as_deref().or(ctx.http.path.as_deref()).unwrap_or(&parsed.path);
+                let path = e
+                    .raw_path
+                    .as_deref()
+                    .or(ctx.http.path.as_deref())
+                    .unwrap_or(&parsed.path);
                 let mut r = AuthRequest::new(Source::HttpApiV2, method, path, arn);
                 r.credentials = credentials(&[&e.headers]);
                 r.dpop_proof = single_header(&e.headers, "dpop");
@@ -140,7 +154,10 @@ impl Event {
                     .and_then(|a| a.client_cert.as_ref())
                     .and_then(|c| c.client_cert_pem.as_deref());
                 r.client_cert = PresentedCert::from_optional(pem);
-                let host = ctx.domain_name.clone().or_else(|| single_header(&e.headers, "host"));
+                let host = ctx
+                    .domain_name
+                    .clone()
+                    .or_else(|| single_header(&e.headers, "host"));
                 r.htu = htu(host.as_deref(), path);
                 r.headers = header_map(&e.headers);
                 r.request_id = ctx.request_id.clone();
@@ -171,7 +188,9 @@ fn fill_cert_validity(raw: &mut Value, holder: &str) {
 }
 
 pub(crate) fn single_header(map: &HeaderMap, name: &str) -> Option<String> {
-    map.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    map.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 pub(crate) fn header_map(map: &HeaderMap) -> BTreeMap<String, String> {
@@ -264,7 +283,11 @@ struct SimpleResponse<'a> {
 }
 
 /// Turns a verdict into what the Lambda returns for this kind of event.
-pub fn respond(event: &Event, verdict: &Verdict, http_api: HttpApiResponse) -> Result<Value, HandlerError> {
+pub fn respond(
+    event: &Event,
+    verdict: &Verdict,
+    http_api: HttpApiResponse,
+) -> Result<Value, HandlerError> {
     let effect = match verdict.decision {
         Decision::Allow => "Allow",
         Decision::Deny => "Deny",

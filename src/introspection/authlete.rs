@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::http::send_for_json;
-use super::{Action, IntrospectionError, IntrospectionRequest, IntrospectionResponse, Introspector};
+use super::{
+    Action, IntrospectionError, IntrospectionRequest, IntrospectionResponse, Introspector,
+};
 
 /// Which generation of the Authlete API to call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,8 +48,14 @@ impl std::fmt::Debug for AuthleteConfig {
             .field("base_url", &self.base_url)
             .field("version", &self.version)
             .field("api_key", &self.api_key)
-            .field("api_secret", &self.api_secret.as_ref().map(|_| "<redacted>"))
-            .field("access_token", &self.access_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "api_secret",
+                &self.api_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -168,10 +176,17 @@ impl AuthleteIntrospector {
             ApiVersion::V2 => format!("{base}/api/auth/introspection"),
             ApiVersion::V3 => format!(
                 "{base}/api/{}/auth/introspection",
-                percent_encoding::utf8_percent_encode(&config.api_key, percent_encoding::NON_ALPHANUMERIC)
+                percent_encoding::utf8_percent_encode(
+                    &config.api_key,
+                    percent_encoding::NON_ALPHANUMERIC
+                )
             ),
         };
-        Self { client, url, config }
+        Self {
+            client,
+            url,
+            config,
+        }
     }
 
     /// The endpoint this backend posts to.
@@ -189,8 +204,12 @@ impl Introspector for AuthleteIntrospector {
         let body = AuthleteRequestBody::from_request(request);
         let mut http = self.client.post(&self.url).json(&body);
         http = match self.config.version {
-            ApiVersion::V2 => http.basic_auth(&self.config.api_key, self.config.api_secret.as_deref()),
-            ApiVersion::V3 => http.bearer_auth(self.config.access_token.as_deref().unwrap_or_default()),
+            ApiVersion::V2 => {
+                http.basic_auth(&self.config.api_key, self.config.api_secret.as_deref())
+            }
+            ApiVersion::V3 => {
+                http.bearer_auth(self.config.access_token.as_deref().unwrap_or_default())
+            }
         };
         parse_response(send_for_json(http).await?)
     }
@@ -203,9 +222,15 @@ mod tests {
 
     #[test]
     fn client_id_prefers_alias_only_when_used() {
-        let r = parse_response(json!({"action":"OK","clientId":57,"clientIdAlias":"app","clientIdAliasUsed":true})).unwrap();
+        let r = parse_response(
+            json!({"action":"OK","clientId":57,"clientIdAlias":"app","clientIdAliasUsed":true}),
+        )
+        .unwrap();
         assert_eq!(r.client_id.as_deref(), Some("app"));
-        let r = parse_response(json!({"action":"OK","clientId":57,"clientIdAlias":"app","clientIdAliasUsed":false})).unwrap();
+        let r = parse_response(
+            json!({"action":"OK","clientId":57,"clientIdAlias":"app","clientIdAliasUsed":false}),
+        )
+        .unwrap();
         assert_eq!(r.client_id.as_deref(), Some("57"));
         let r = parse_response(json!({"action":"UNAUTHORIZED","clientId":0})).unwrap();
         assert_eq!(r.client_id, None);
@@ -217,14 +242,27 @@ mod tests {
             parse_response(json!({"action":"MAYBE"})),
             Err(IntrospectionError::UnknownAction("MAYBE".into()))
         );
-        assert!(matches!(parse_response(json!({})), Err(IntrospectionError::InvalidResponse(_))));
+        assert!(matches!(
+            parse_response(json!({})),
+            Err(IntrospectionError::InvalidResponse(_))
+        ));
         assert!(matches!(
             parse_response(json!({"action":"OK","expiresAt":"soon"})),
             Err(IntrospectionError::InvalidResponse(_))
         ));
-        assert!(matches!(parse_response(json!({"action":1})), Err(IntrospectionError::InvalidResponse(_))));
+        assert!(matches!(
+            parse_response(json!({"action":1})),
+            Err(IntrospectionError::InvalidResponse(_))
+        ));
         // action names are case-sensitive, as Authlete sends them
-        assert!(matches!(parse_response(json!({"action":"ok"})), Err(IntrospectionError::UnknownAction(_))));
+        assert!(matches!(
+            parse_response(json!({"action":"ok"})),
+            Err(IntrospectionError::UnknownAction(_))
+        ));
+    }
+
+    fn client() -> reqwest::Client {
+        crate::introspection::http::build_client(&Default::default()).unwrap()
     }
 
     #[test]
@@ -236,9 +274,18 @@ mod tests {
             api_secret: None,
             access_token: Some("t".into()),
         };
-        let i = AuthleteIntrospector::new(reqwest::Client::new(), cfg.clone());
-        assert_eq!(i.url(), "https://us.authlete.com/api/715948317/auth/introspection");
-        let v2 = AuthleteIntrospector::new(reqwest::Client::new(), AuthleteConfig { version: ApiVersion::V2, ..cfg });
+        let i = AuthleteIntrospector::new(client(), cfg.clone());
+        assert_eq!(
+            i.url(),
+            "https://us.authlete.com/api/715948317/auth/introspection"
+        );
+        let v2 = AuthleteIntrospector::new(
+            client(),
+            AuthleteConfig {
+                version: ApiVersion::V2,
+                ..cfg
+            },
+        );
         assert_eq!(v2.url(), "https://us.authlete.com/api/auth/introspection");
         assert!(!format!("{:?}", v2.config).contains("\"t\""));
     }

@@ -11,7 +11,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::http::send_for_json;
-use super::{Action, IntrospectionError, IntrospectionRequest, IntrospectionResponse, Introspector};
+use super::{
+    Action, IntrospectionError, IntrospectionRequest, IntrospectionResponse, Introspector,
+};
 use crate::cert::thumbprints_match;
 use crate::request::Scheme;
 use crate::verdict::challenge;
@@ -102,7 +104,13 @@ pub fn decide(
             Action::Unauthorized,
             code.to_owned(),
             message.to_owned(),
-            Some(challenge(scheme, realm, Some("invalid_token"), Some(message), None)),
+            Some(challenge(
+                scheme,
+                realm,
+                Some("invalid_token"),
+                Some(message),
+                None,
+            )),
         )
     };
     let missing: Vec<&str> = request
@@ -114,7 +122,10 @@ pub fn decide(
         .collect();
 
     let (action, code, message, content) = if !body.active {
-        invalid_token("certbound.inactive", "token is not active (unknown, expired or revoked)")
+        invalid_token(
+            "certbound.inactive",
+            "token is not active (unknown, expired or revoked)",
+        )
     } else if body.exp.is_some_and(|exp| exp <= now) {
         invalid_token("certbound.expired", "token has expired")
     } else if body.nbf.is_some_and(|nbf| nbf > now) {
@@ -163,7 +174,12 @@ fn scope_check(
     missing: &[&str],
 ) -> (Action, String, String, Option<String>) {
     if missing.is_empty() {
-        return (Action::Ok, "certbound.ok".into(), "token is valid".into(), None);
+        return (
+            Action::Ok,
+            "certbound.ok".into(),
+            "token is valid".into(),
+            None,
+        );
     }
     let message = "token lacks a required scope";
     (
@@ -182,7 +198,11 @@ fn scope_check(
 
 /// `application/x-www-form-urlencoded` for client_secret_basic (RFC 6749
 /// §2.3.1).
-const FORM: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'*');
+const FORM: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'*');
 
 /// The RFC 7662 backend.
 pub struct Rfc7662Introspector {
