@@ -76,7 +76,7 @@ pub struct Env<'a> {
     lookup: Lookup<'a>,
 }
 
-type Lookup<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
+type Lookup<'a> = Box<dyn Fn(&str) -> Option<String> + Send + Sync + 'a>;
 
 impl<'a> Env<'a> {
     /// The process environment.

@@ -1,5 +1,6 @@
 //! Secrets at start: when `CERTBOUND_SECRET_ID` is set, the secret is read
-//! once, during init, from AWS Secrets Manager through the AWS Parameters
+//! once (in Lambda: on the first invocation, because the extension answers
+//! only in the INVOKE phase) from AWS Secrets Manager through the AWS Parameters
 //! and Secrets Lambda Extension on localhost (no AWS SDK in the binary: one
 //! loopback HTTP call, cached by the extension). Plain environment values
 //! still work for local use.
@@ -111,15 +112,16 @@ pub async fn fetch_overlay(env: &Env<'_>) -> Result<HashMap<String, String>, Sec
         reason,
     };
     let client = build_client(&HttpSettings {
-        connect_timeout: Duration::from_millis(500),
-        timeout: Duration::from_secs(3),
+        connect_timeout: Duration::from_millis(250),
+        timeout: Duration::from_millis(1000),
         ca_file: None,
     })
     .map_err(|e| fail(e.to_string()))?;
     let url = format!("{}/secretsmanager/get", endpoint.trim_end_matches('/'));
     let mut last = String::new();
-    // The extension may still be starting during init: retry briefly.
-    for attempt in 0..3u64 {
+    // One quick retry for a transient failure; at most ~2.2 s in all, well
+    // inside the function timeout.
+    for attempt in 0..2u64 {
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
         }

@@ -175,21 +175,34 @@ async fn serve(listen: SocketAddr) -> ExitCode {
 }
 
 async fn lambda() -> ExitCode {
-    let config = match load_config().await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "configuration error");
-            return ExitCode::from(2);
-        }
+    let result = if std::env::var_os("CERTBOUND_SECRET_ID").is_some() {
+        // The secrets extension answers only during INVOKE: build lazily.
+        crate::fronts::lambda::run_lazy(|| async {
+            let config = load_config().await?;
+            let authorizer = config.build_authorizer().map_err(|e| e.to_string())?;
+            let authorizer: Arc<dyn crate::Authorizer> = Arc::new(authorizer);
+            Ok((authorizer, config.http_api_response))
+        })
+        .await
+    } else {
+        // No network needed: fail at init, where a bad deployment shows.
+        let config = match Config::from_process_env() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "configuration error");
+                return ExitCode::from(2);
+            }
+        };
+        let authorizer = match config.build_authorizer() {
+            Ok(a) => Arc::new(a),
+            Err(e) => {
+                tracing::error!(error = %e, "configuration error");
+                return ExitCode::from(2);
+            }
+        };
+        crate::fronts::lambda::run(authorizer, config.http_api_response).await
     };
-    let authorizer = match config.build_authorizer() {
-        Ok(a) => Arc::new(a),
-        Err(e) => {
-            tracing::error!(error = %e, "configuration error");
-            return ExitCode::from(2);
-        }
-    };
-    match crate::fronts::lambda::run(authorizer, config.http_api_response).await {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "lambda runtime stopped");

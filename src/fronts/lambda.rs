@@ -230,6 +230,9 @@ pub enum HandlerError {
     /// The event could not be understood → 500.
     #[error("Internal Server Error")]
     InvalidEvent(String),
+    /// The configuration (or the secret it needs) is not usable → 500.
+    #[error("Internal Server Error")]
+    Configuration(String),
 }
 
 impl HandlerError {
@@ -239,6 +242,7 @@ impl HandlerError {
             HandlerError::Unauthorized => "Unauthorized",
             HandlerError::InternalServerError => "InternalServerError",
             HandlerError::InvalidEvent(_) => "InvalidEvent",
+            HandlerError::Configuration(_) => "ConfigurationError",
         }
     }
 }
@@ -341,12 +345,38 @@ pub async fn run<A: Authorizer + 'static>(
     authorizer: Arc<A>,
     http_api: HttpApiResponse,
 ) -> Result<(), lambda_runtime::Error> {
+    run_lazy(move || {
+        let authorizer: Arc<dyn Authorizer> = authorizer.clone();
+        async move { Ok((authorizer, http_api)) }
+    })
+    .await
+}
+
+/// What [`run_lazy`] builds on first use.
+pub type Ready = (Arc<dyn Authorizer>, HttpApiResponse);
+
+/// Serves the Lambda Runtime API, building the authorizer on the first
+/// invocation. Needed when start-up must call the AWS Parameters and
+/// Secrets extension, which answers only during the INVOKE phase. A failed
+/// build answers `Internal Server Error` (never Allow) and is retried on the
+/// next invocation.
+pub async fn run_lazy<F, Fut>(init: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Ready, String>> + Send,
+{
+    let init = Arc::new(init);
+    let cell: Arc<tokio::sync::OnceCell<Ready>> = Arc::new(tokio::sync::OnceCell::new());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let authorizer = Arc::clone(&authorizer);
+        let (init, cell) = (Arc::clone(&init), Arc::clone(&cell));
         async move {
+            let (authorizer, http_api) = cell.get_or_try_init(|| init()).await.map_err(|e| {
+                tracing::error!(error = %e, "cannot build the authorizer");
+                HandlerError::Configuration(e)
+            })?;
             handle_event(
                 authorizer.as_ref(),
-                http_api,
+                *http_api,
                 event.payload,
                 Some(event.context.request_id),
             )

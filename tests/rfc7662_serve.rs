@@ -1,0 +1,561 @@
+//! The RFC 7662 backend's own decisions, and the HTTP auth front
+//! (`certbound serve`) with every certificate header format.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use certbound::cert::ClientCert;
+use certbound::introspection::rfc7662::{decide, Rfc7662Body};
+use certbound::request::Scheme;
+use certbound::{Action, IntrospectionRequest};
+use common::*;
+use serde_json::{json, Value};
+use wiremock::matchers::{body_string_contains, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const NOW: i64 = 1_800_000_000;
+
+fn request(
+    cert: Option<&ClientCert>,
+    scopes: Option<&[&str]>,
+    scheme: Scheme,
+) -> IntrospectionRequest {
+    IntrospectionRequest {
+        token: TOKEN.into(),
+        scheme,
+        scopes: scopes.map(|s| s.iter().map(|x| x.to_string()).collect()),
+        client_cert: cert.cloned(),
+        dpop: None,
+        htm: Some("GET".into()),
+        htu: None,
+    }
+}
+
+fn run_decide(
+    body: Value,
+    req: &IntrospectionRequest,
+    require_binding: bool,
+) -> certbound::IntrospectionResponse {
+    let parsed: Rfc7662Body = serde_json::from_value(body.clone()).unwrap();
+    decide(&parsed, body, req, require_binding, None, NOW)
+}
+
+#[test]
+fn rfc7662_decisions() {
+    let a = gen_cert("ec-p256", "client-a");
+    let b = gen_cert("rsa", "client-b");
+    let cert_a = ClientCert::from_pem(&a.pem).unwrap();
+    let cert_b = ClientCert::from_pem(&b.pem).unwrap();
+    let bound = |extra: Value| {
+        let mut v = json!({"active": true, "client_id": "client-a", "sub": "client-a", "scope": "api:read api:write",
+                           "exp": NOW + 60, "iat": NOW - 60, "token_type": "Bearer",
+                           "cnf": {"x5t#S256": a.openssl_thumbprint}});
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        v
+    };
+    let bearer = Scheme::Bearer;
+    let cases: Vec<(&str, Value, IntrospectionRequest, bool, Action, &str)> = vec![
+        (
+            "valid",
+            bound(json!({})),
+            request(Some(&cert_a), Some(&["api:read"]), bearer),
+            true,
+            Action::Ok,
+            "certbound.ok",
+        ),
+        (
+            "no scope required",
+            bound(json!({})),
+            request(Some(&cert_a), None, bearer),
+            true,
+            Action::Ok,
+            "certbound.ok",
+        ),
+        (
+            "inactive",
+            json!({"active": false}),
+            request(Some(&cert_a), None, bearer),
+            true,
+            Action::Unauthorized,
+            "certbound.inactive",
+        ),
+        (
+            "expired",
+            bound(json!({"exp": NOW})),
+            request(Some(&cert_a), None, bearer),
+            true,
+            Action::Unauthorized,
+            "certbound.expired",
+        ),
+        (
+            "not yet valid",
+            bound(json!({"nbf": NOW + 10})),
+            request(Some(&cert_a), None, bearer),
+            true,
+            Action::Unauthorized,
+            "certbound.not_yet_valid",
+        ),
+        (
+            "other cert",
+            bound(json!({})),
+            request(Some(&cert_b), None, bearer),
+            true,
+            Action::Unauthorized,
+            "certbound.certificate_mismatch",
+        ),
+        (
+            "no cert",
+            bound(json!({})),
+            request(None, None, bearer),
+            true,
+            Action::Unauthorized,
+            "certbound.certificate_missing",
+        ),
+        (
+            "unbound, binding required",
+            json!({"active": true, "scope": "api:read"}),
+            request(Some(&cert_a), None, bearer),
+            true,
+            Action::Unauthorized,
+            "certbound.unbound_token",
+        ),
+        (
+            "unbound, binding optional",
+            json!({"active": true, "scope": "api:read"}),
+            request(None, Some(&["api:read"]), bearer),
+            false,
+            Action::Ok,
+            "certbound.ok",
+        ),
+        (
+            "bound even when binding optional",
+            bound(json!({})),
+            request(Some(&cert_b), None, bearer),
+            false,
+            Action::Unauthorized,
+            "certbound.certificate_mismatch",
+        ),
+        (
+            "missing scope",
+            bound(json!({})),
+            request(Some(&cert_a), Some(&["api:read", "admin"]), bearer),
+            true,
+            Action::Forbidden,
+            "certbound.insufficient_scope",
+        ),
+        (
+            "DPoP-bound token as bearer",
+            bound(json!({"cnf": {"jkt": "abc"}})),
+            request(Some(&cert_a), None, bearer),
+            true,
+            Action::Unauthorized,
+            "certbound.dpop_unsupported",
+        ),
+        (
+            "DPoP scheme",
+            bound(json!({})),
+            request(Some(&cert_a), None, Scheme::DPoP),
+            true,
+            Action::Unauthorized,
+            "certbound.dpop_unsupported",
+        ),
+        (
+            "case of thumbprint matters",
+            bound(json!({"cnf": {"x5t#S256": a.openssl_thumbprint.to_lowercase()}})),
+            request(Some(&cert_a), None, bearer),
+            true,
+            Action::Unauthorized,
+            "certbound.certificate_mismatch",
+        ),
+    ];
+    for (name, body, req, require, action, code) in cases {
+        let r = run_decide(body, &req, require);
+        assert_eq!(r.action, action, "{name}");
+        assert_eq!(r.result_code.as_deref(), Some(code), "{name}");
+        match action {
+            Action::Ok => assert!(r.response_content.is_none(), "{name}"),
+            Action::Forbidden => assert_eq!(
+                r.response_content.as_deref(),
+                Some(
+                    r#"Bearer error="insufficient_scope",error_description="token lacks a required scope",scope="admin""#
+                ),
+                "{name}"
+            ),
+            _ => assert!(
+                r.response_content
+                    .as_deref()
+                    .unwrap()
+                    .contains("error=\"invalid_token\""),
+                "{name}"
+            ),
+        }
+    }
+    let ok = run_decide(
+        bound(json!({})),
+        &request(Some(&cert_a), None, bearer),
+        true,
+    );
+    assert_eq!(ok.client_id.as_deref(), Some("client-a"));
+    assert_eq!(
+        ok.scopes,
+        Some(vec!["api:read".to_string(), "api:write".to_string()])
+    );
+    assert_eq!(ok.expires_at_ms, Some((NOW + 60) * 1000));
+}
+
+const RS_ID: &str = "certbound-rs";
+const RS_SECRET: &str = "rs secret/with+chars";
+
+/// An RFC 7662 endpoint double: client_secret_basic with form-encoded
+/// credentials (RFC 6749 §2.3.1), form body with the token.
+async fn rfc7662_double(answer: ResponseTemplate) -> MockServer {
+    let server = MockServer::start().await;
+    let basic = format!(
+        "Basic {}",
+        STANDARD.encode("certbound-rs:rs%20secret%2Fwith%2Bchars")
+    );
+    Mock::given(method("POST"))
+        .and(path("/token/introspection"))
+        .and(header("authorization", basic.as_str()))
+        .and(header("content-type", "application/x-www-form-urlencoded"))
+        .and(body_string_contains(format!("token={TOKEN}").as_str()))
+        .and(body_string_contains("token_type_hint=access_token"))
+        .respond_with(answer)
+        .mount(&server)
+        .await;
+    server
+}
+
+fn rfc7662_env(base: &str, extra: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut env: HashMap<String, String> = [
+        ("CERTBOUND_BACKEND", "rfc7662".to_string()),
+        ("CERTBOUND_INTROSPECTION_ENDPOINT", format!("{base}/token/introspection")),
+        ("CERTBOUND_INTROSPECTION_CLIENT_ID", RS_ID.into()),
+        ("CERTBOUND_INTROSPECTION_CLIENT_SECRET", RS_SECRET.into()),
+        ("CERTBOUND_SCOPE_RULES_INLINE", "[[rule]]\nmethod='GET'\npath='/example'\nscopes=['api:read']\n[[rule]]\nmethod='POST'\npath='/example'\nscopes=['api:write']".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    env
+}
+
+async fn serve(env: &HashMap<String, String>) -> String {
+    let (config, authorizer) = authorizer(env);
+    let header = axum::http::HeaderName::from_bytes(config.cert_header.as_bytes()).unwrap();
+    let app = certbound::fronts::http::router(Arc::new(authorizer), header);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+struct Call<'a> {
+    method: &'a str,
+    uri: &'a str,
+    token: Option<&'a str>,
+    cert: Option<(&'a str, String)>,
+}
+
+async fn call(base: &str, c: Call<'_>) -> reqwest::Response {
+    certbound::introspection::http::build_client(&Default::default()).unwrap();
+    let client = reqwest::Client::new();
+    let mut r = client
+        .get(format!("{base}/authorize"))
+        .header("X-Original-Method", c.method)
+        .header("X-Original-URI", c.uri);
+    if let Some(t) = c.token {
+        r = r.header("Authorization", t);
+    }
+    if let Some((name, value)) = c.cert {
+        r = r.header(name, value);
+    }
+    r.send().await.unwrap()
+}
+
+fn www(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn serve_mode_matrix() {
+    let a = gen_cert("ec-p256", "client-a");
+    let b = gen_cert("ec-p256", "client-b");
+    let answer = json!({"active": true, "client_id": "client-a", "sub": "client-a", "scope": "api:read",
+                        "exp": 4_000_000_000i64, "cnf": {"x5t#S256": a.openssl_thumbprint}});
+    let as_server = rfc7662_double(ResponseTemplate::new(200).set_body_json(answer)).await;
+    let base = serve(&rfc7662_env(&as_server.uri(), &[])).await;
+    let bearer = format!("Bearer {TOKEN}");
+    let nginx = |pem: &str| {
+        (
+            "x-ssl-cert",
+            percent_encoding::utf8_percent_encode(pem, percent_encoding::NON_ALPHANUMERIC)
+                .to_string(),
+        )
+    };
+
+    // A's cert + A's token → 200 with the context as headers.
+    let r = call(
+        &base,
+        Call {
+            method: "GET",
+            uri: "/example?x=1",
+            token: Some(&bearer),
+            cert: Some(nginx(&a.pem)),
+        },
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let h = r.headers();
+    assert_eq!(h["x-certbound-sub"], "client-a");
+    assert_eq!(h["x-certbound-client-id"], "client-a");
+    assert_eq!(h["x-certbound-scope"], "api:read");
+    assert_eq!(
+        h["x-certbound-cert-thumbprint"],
+        a.openssl_thumbprint.as_str()
+    );
+    assert!(h.get("www-authenticate").is_none());
+
+    // B's cert → 401 invalid_token.
+    let r = call(
+        &base,
+        Call {
+            method: "GET",
+            uri: "/example",
+            token: Some(&bearer),
+            cert: Some(nginx(&b.pem)),
+        },
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+    assert!(
+        www(&r).starts_with("Bearer error=\"invalid_token\""),
+        "{}",
+        www(&r)
+    );
+    assert!(r.headers().get("x-certbound-sub").is_none());
+
+    // No cert → 401; no token → 401 with a bare challenge; bad scheme → 401 invalid_request.
+    let r = call(
+        &base,
+        Call {
+            method: "GET",
+            uri: "/example",
+            token: Some(&bearer),
+            cert: None,
+        },
+    )
+    .await;
+    assert_eq!(
+        (r.status().as_u16(), www(&r).contains("invalid_token")),
+        (401, true)
+    );
+    let r = call(
+        &base,
+        Call {
+            method: "GET",
+            uri: "/example",
+            token: None,
+            cert: Some(nginx(&a.pem)),
+        },
+    )
+    .await;
+    assert_eq!((r.status().as_u16(), www(&r)), (401, "Bearer".to_string()));
+    let r = call(
+        &base,
+        Call {
+            method: "GET",
+            uri: "/example",
+            token: Some("Basic eDp5"),
+            cert: Some(nginx(&a.pem)),
+        },
+    )
+    .await;
+    assert_eq!(
+        (r.status().as_u16(), www(&r).contains("invalid_request")),
+        (401, true)
+    );
+
+    // Missing scope → 403 insufficient_scope with scope="api:write".
+    let r = call(
+        &base,
+        Call {
+            method: "POST",
+            uri: "/example",
+            token: Some(&bearer),
+            cert: Some(nginx(&a.pem)),
+        },
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    assert!(
+        www(&r).contains("error=\"insufficient_scope\"") && www(&r).contains("scope=\"api:write\""),
+        "{}",
+        www(&r)
+    );
+    // Path tricks do not escape the rule.
+    let r = call(
+        &base,
+        Call {
+            method: "POST",
+            uri: "/foo/../example/",
+            token: Some(&bearer),
+            cert: Some(nginx(&a.pem)),
+        },
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+
+    // Garbage in the certificate header → 401, never 200.
+    let r = call(
+        &base,
+        Call {
+            method: "GET",
+            uri: "/example",
+            token: Some(&bearer),
+            cert: Some(("x-ssl-cert", "garbage".into())),
+        },
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+
+    // Health.
+    let r = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn serve_mode_understands_envoy_and_rfc9440_headers() {
+    let a = gen_cert("rsa", "client-a");
+    let answer = json!({"active": true, "sub": "s", "scope": "api:read", "cnf": {"x5t#S256": a.openssl_thumbprint}});
+    let as_server = rfc7662_double(ResponseTemplate::new(200).set_body_json(answer)).await;
+    let bearer = format!("Bearer {TOKEN}");
+    let url_pem = percent_encoding::utf8_percent_encode(&a.pem, percent_encoding::NON_ALPHANUMERIC)
+        .to_string();
+    for (header_name, value) in [
+        (
+            "x-forwarded-client-cert",
+            format!("By=spiffe://gw;Hash=00;Cert=\"{url_pem}\";Subject=\"CN=client-a\""),
+        ),
+        ("client-cert", format!(":{}:", STANDARD.encode(&a.der))),
+    ] {
+        let base = serve(&rfc7662_env(
+            &as_server.uri(),
+            &[("CERTBOUND_CERT_HEADER", header_name)],
+        ))
+        .await;
+        let r = call(
+            &base,
+            Call {
+                method: "GET",
+                uri: "/example",
+                token: Some(&bearer),
+                cert: Some((header_name, value.clone())),
+            },
+        )
+        .await;
+        assert_eq!(r.status(), 200, "{header_name}");
+        // The nginx header is ignored when another header is configured.
+        let r = call(
+            &base,
+            Call {
+                method: "GET",
+                uri: "/example",
+                token: Some(&bearer),
+                cert: Some(("x-ssl-cert", url_pem.clone())),
+            },
+        )
+        .await;
+        assert_eq!(
+            r.status(),
+            401,
+            "{header_name}: only the configured header is trusted"
+        );
+    }
+}
+
+#[tokio::test]
+async fn serve_mode_as_failures_are_500() {
+    let a = gen_cert("ec-p256", "client-a");
+    let bearer = format!("Bearer {TOKEN}");
+    let url_pem = percent_encoding::utf8_percent_encode(&a.pem, percent_encoding::NON_ALPHANUMERIC)
+        .to_string();
+    for answer in [
+        ResponseTemplate::new(503),
+        ResponseTemplate::new(200).set_body_string("not json"),
+        ResponseTemplate::new(200).set_body_json(json!({"active": "yes"})),
+        ResponseTemplate::new(200).set_body_json(json!({"scope": "api:read"})),
+    ] {
+        let as_server = rfc7662_double(answer).await;
+        let base = serve(&rfc7662_env(&as_server.uri(), &[])).await;
+        let r = call(
+            &base,
+            Call {
+                method: "GET",
+                uri: "/example",
+                token: Some(&bearer),
+                cert: Some(("x-ssl-cert", url_pem.clone())),
+            },
+        )
+        .await;
+        assert_eq!(r.status(), 500);
+        assert!(www(&r).contains("server_error"));
+    }
+    // Wrong client secret: the double does not match → 404 → 500, never 200.
+    let as_server =
+        rfc7662_double(ResponseTemplate::new(200).set_body_json(json!({"active": true}))).await;
+    let base = serve(&rfc7662_env(
+        &as_server.uri(),
+        &[("CERTBOUND_INTROSPECTION_CLIENT_SECRET", "wrong")],
+    ))
+    .await;
+    let r = call(
+        &base,
+        Call {
+            method: "GET",
+            uri: "/example",
+            token: Some(&bearer),
+            cert: Some(("x-ssl-cert", url_pem)),
+        },
+    )
+    .await;
+    assert_eq!(r.status(), 500);
+}
+
+#[tokio::test]
+async fn rfc7662_backend_through_the_lambda_front() {
+    let a = gen_cert("ed25519", "client-a");
+    let b = gen_cert("ed25519", "client-b");
+    let answer = json!({"active": true, "sub": "client-a", "client_id": "client-a", "scope": "api:read",
+                        "cnf": {"x5t#S256": a.openssl_thumbprint}});
+    let as_server = rfc7662_double(ResponseTemplate::new(200).set_body_json(answer)).await;
+    let (config, authz) = authorizer(&rfc7662_env(&as_server.uri(), &[]));
+    let bearer = format!("Bearer {TOKEN}");
+    let run = |pem: String| {
+        let event = rest_event(Some(&bearer), Some(&pem));
+        let (c, a) = (&config, &authz);
+        async move {
+            certbound::fronts::lambda::handle_event(a, c.http_api_response, event, None)
+                .await
+                .unwrap()
+        }
+    };
+    let out = run(a.pem.clone()).await;
+    assert_eq!(effect(&out), "Allow");
+    assert_eq!(out["principalId"], "client-a");
+    let out = run(b.pem.clone()).await;
+    assert_eq!(effect(&out), "Deny");
+    assert_eq!(out["context"]["action"], "UNAUTHORIZED");
+}
