@@ -1,0 +1,72 @@
+# certbound — two commands set up a fresh machine:
+#   make demo   the local stack end to end (AS + nginx mTLS + certbound)
+#   make test   every check CI runs
+# Both install what they need themselves (idempotently).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+
+.PHONY: help deps build release lambda-build lint unit cfn-lint lambda-test e2e test demo bench load stack-up stack-down clean
+
+help:
+	@echo "make demo         run the local stack and print the binding matrix"
+	@echo "make test         fmt + clippy + unit/integration tests + cfn-lint + Lambda runtime tests + end-to-end"
+	@echo "make bench        criterion benchmarks of the core (no network)"
+	@echo "make load         load script against the running local stack (scripts/load.sh)"
+	@echo "make stack-up / stack-down   the local stack alone"
+
+# System packages and tools (apt, npm, pip), installed only when missing.
+deps:
+	@scripts/install-deps.sh
+
+build:
+	$(CARGO) build --all-targets
+
+release:
+	$(CARGO) build --release
+
+# The bootstrap that SAM (rust-cargolambda) expects, native arch.
+lambda-build: deps
+	$(CARGO) lambda build --release
+	@ls -l target/lambda/certbound/bootstrap
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --all-targets
+
+cfn-lint: deps
+	cfn-lint template.yaml
+
+lambda-test: lambda-build
+	python3 scripts/lambda_runtime_test.py --bin target/lambda/certbound/bootstrap
+
+# The stack runs the same binary the Lambda test used (one release build).
+e2e: lambda-build
+	CERTBOUND_BIN=$(CURDIR)/target/lambda/certbound/bootstrap scripts/e2e.sh
+
+test: deps lint unit cfn-lint lambda-test e2e
+	@echo "make test: all green"
+
+demo: deps release
+	scripts/demo.sh
+
+bench:
+	$(CARGO) bench --bench core
+
+load: release
+	scripts/load.sh
+
+stack-up: deps release
+	scripts/stack-up.sh
+
+stack-down:
+	scripts/stack-down.sh
+
+clean:
+	-scripts/stack-down.sh
+	$(CARGO) clean
+	rm -rf .stack

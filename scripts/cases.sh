@@ -1,0 +1,226 @@
+# shellcheck shell=bash
+# The call matrix shared by demo.sh (a table) and e2e.sh (assertions).
+# Source after lib.sh; the caller defines
+#   report_row NUMBER NAME EXPECTED GOT RESULT DETAIL
+# and then calls run_matrix [demo|full]. Counters: CASES_PASSED, CASES_FAILED.
+
+CASES_PASSED=0
+CASES_FAILED=0
+CASE_NO=0
+CASES_TMP="$(mktemp -d)"
+
+TLS=(--cacert "$STACK_CA_CERT" -sS --max-time 20)
+
+# cert_args a|b|none: the curl arguments presenting that client certificate.
+cert_args() {
+  case "$1" in
+    a) CERT_ARGS=(--cert "$STACK_CLIENT_A_CERT" --key "$STACK_CLIENT_A_KEY") ;;
+    b) CERT_ARGS=(--cert "$STACK_CLIENT_B_CERT" --key "$STACK_CLIENT_B_KEY") ;;
+    none) CERT_ARGS=() ;;
+    *) die "cert_args: unknown certificate $1" ;;
+  esac
+}
+
+# thumbprint PEM_FILE: base64url(SHA-256(DER)), the cnf.x5t#S256 of RFC 8705.
+thumbprint() {
+  openssl x509 -in "$1" -outform DER | openssl dgst -sha256 -binary | base64 -w0 | tr '+/' '-_' | tr -d '='
+}
+
+# escaped_cert PEM_FILE: the certificate URL-encoded like nginx's $ssl_client_escaped_cert.
+escaped_cert() {
+  python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(open(sys.argv[1]).read(), safe=""))' "$1"
+}
+
+# token_for a|b SCOPE: a certificate-bound access token from the AS through the
+# nginx mTLS proxy (CA-verified). Prints the token, or nothing on failure.
+token_for() {
+  local who="$1" scope="$2"
+  cert_args "$who"
+  curl "${TLS[@]}" "${CERT_ARGS[@]}" -o "$CASES_TMP/token.json" \
+    -d grant_type=client_credentials -d "client_id=client-$who" -d "scope=$scope" \
+    "$STACK_AS_URL/token" 2>"$CASES_TMP/token.err" || true
+  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["access_token"])' \
+    "$CASES_TMP/token.json" 2>/dev/null || true
+}
+
+# revoke a|b TOKEN: revocation by the owning client (mTLS auth); prints the status.
+revoke() {
+  local who="$1" token="$2"
+  cert_args "$who"
+  curl "${TLS[@]}" "${CERT_ARGS[@]}" -o /dev/null -w '%{http_code}' \
+    -d "client_id=client-$who" -d "token=$token" -d token_type_hint=access_token \
+    "$STACK_AS_URL/token/revocation" 2>/dev/null || echo 000
+}
+
+# gw METHOD PATH CERT TOKEN [curl args...]: call the gateway. Sets GW_STATUS,
+# GW_CHALLENGE (every WWW-Authenticate value, joined by " | "), GW_CHALLENGES
+# (their number) and GW_BODY (file).
+gw() {
+  local method="$1" path="$2" cert="$3" token="$4"
+  shift 4
+  local auth=()
+  [ -z "$token" ] || auth=(-H "Authorization: Bearer $token")
+  cert_args "$cert"
+  GW_BODY="$CASES_TMP/body"
+  GW_STATUS="$(curl "${TLS[@]}" "${CERT_ARGS[@]}" "${auth[@]}" -X "$method" "$@" \
+    -D "$CASES_TMP/headers" -o "$GW_BODY" -w '%{http_code}' "$STACK_GW_URL$path" 2>"$CASES_TMP/curl.err" || true)"
+  [ -n "$GW_STATUS" ] || GW_STATUS=000
+  GW_CHALLENGES="$(grep -ci '^www-authenticate:' "$CASES_TMP/headers" 2>/dev/null || true)"
+  GW_CHALLENGE="$(grep -i '^www-authenticate:' "$CASES_TMP/headers" 2>/dev/null \
+    | sed -e 's/^[^:]*:[[:space:]]*//' -e 's/\r$//' | paste -sd '|' - | sed 's/|/ | /g' || true)"
+}
+
+# echoed NAME: a header value the echo backend saw (from GW_BODY).
+echoed() {
+  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["headers"].get(sys.argv[2]) or "-")' \
+    "$GW_BODY" "$1" 2>/dev/null || echo "?"
+}
+
+# invoke_effect TOKEN CERT_FILE METHOD PATH: run `certbound invoke` (same
+# environment as serve) on a REST REQUEST event; prints the policy Effect, or
+# "error: ..." when there is none.
+invoke_effect() {
+  local event="$CASES_TMP/event.json"
+  python3 "$REPO/scripts/make-event.py" "$1" "$2" "$3" "$4" "$event" || { echo "error: make-event.py failed"; return; }
+  local rc=0
+  run_certbound invoke --event "$event" >"$CASES_TMP/invoke.out" 2>"$CASES_TMP/invoke.err" || rc=$?
+  if [ "$rc" != 0 ] && [ ! -s "$CASES_TMP/invoke.out" ]; then
+    echo "error: exit $rc: $(tail -n 1 "$CASES_TMP/invoke.err" 2>/dev/null)"
+    return
+  fi
+  python3 - "$CASES_TMP/invoke.out" <<'EOF'
+import json, sys
+text = open(sys.argv[1]).read()
+try:
+    doc = json.loads(text)
+except ValueError:
+    print("error: not JSON: " + " ".join(text.split())[:120])
+    sys.exit()
+def effects(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Effect" and isinstance(value, str):
+                yield value
+            else:
+                yield from effects(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from effects(item)
+found = sorted(set(effects(doc)))
+if found:
+    print(",".join(found))
+elif isinstance(doc, dict) and "errorMessage" in doc:
+    print("error: " + str(doc["errorMessage"]))
+else:
+    print("error: no Effect in " + " ".join(text.split())[:120])
+EOF
+}
+
+# check NAME EXPECTED GOT [DETAIL]
+check() {
+  local name="$1" expected="$2" got="$3" detail="${4:-}" result
+  CASE_NO=$((CASE_NO + 1))
+  if [ "$expected" = "$got" ]; then
+    result=PASS
+    CASES_PASSED=$((CASES_PASSED + 1))
+  else
+    result=FAIL
+    CASES_FAILED=$((CASES_FAILED + 1))
+  fi
+  report_row "$CASE_NO" "$name" "$expected" "$got" "$result" "$detail"
+}
+
+challenge_detail() {
+  if [ "$GW_CHALLENGES" = 0 ]; then
+    echo "WWW-Authenticate: (none)"
+  else
+    echo "WWW-Authenticate: $GW_CHALLENGE"
+  fi
+}
+
+# run_matrix demo|full
+run_matrix() {
+  local mode="${1:-demo}" token_a token_b token_a2 thumb_a detail status
+  thumb_a="$(thumbprint "$STACK_CLIENT_A_CERT")"
+
+  token_a="$(token_for a api:read)"
+  if [ -z "$token_a" ]; then
+    check "token for client-a (mTLS, scope api:read)" "token" "none" \
+      "$(cat "$CASES_TMP/token.json" "$CASES_TMP/token.err" 2>/dev/null | tr '\n' ' ')"
+    return
+  fi
+
+  gw GET /example a "$token_a"
+  detail="backend saw: sub=$(echoed x-certbound-sub) client_id=$(echoed x-certbound-client-id) scope=$(echoed x-certbound-scope) thumbprint=$(echoed x-certbound-cert-thumbprint)"
+  check "GET /example   cert A, token A" 200 "$GW_STATUS" "$detail"
+
+  if [ "$mode" = full ]; then
+    check "  backend sees the thumbprint of A's cert" "$thumb_a" "$(echoed x-certbound-cert-thumbprint)"
+    check "  backend sees client_id client-a" client-a "$(echoed x-certbound-client-id)"
+    gw GET /example a "$token_a" -H "X-Certbound-Client-Id: client-b" -H "X-Certbound-Cert-Thumbprint: forged"
+    check "GET /example   cert A, token A, forged X-Certbound-* headers" \
+      "200 client-a $thumb_a" "$GW_STATUS $(echoed x-certbound-client-id) $(echoed x-certbound-cert-thumbprint)"
+  fi
+
+  gw GET /example b "$token_a"
+  check "GET /example   cert B, token A" 401 "$GW_STATUS" "$(challenge_detail)"
+  [ "$mode" != full ] || check "  exactly one WWW-Authenticate on 401" 1 "$GW_CHALLENGES" "$(challenge_detail)"
+
+  gw GET /example none "$token_a"
+  check "GET /example   no cert, token A" 401 "$GW_STATUS" "$(challenge_detail)"
+
+  gw GET /example a ""
+  check "GET /example   cert A, no token" 401 "$GW_STATUS" "$(challenge_detail)"
+
+  gw POST /example a "$token_a" -d probe=1
+  check "POST /example  cert A, token A (api:read only)" 403 "$GW_STATUS" "$(challenge_detail)"
+  if [ "$mode" = full ]; then
+    check "  exactly one WWW-Authenticate on 403" 1 "$GW_CHALLENGES" "$(challenge_detail)"
+    case "$GW_CHALLENGE" in
+      *insufficient_scope*) status=insufficient_scope ;;
+      *) status="${GW_CHALLENGE:-(none)}" ;;
+    esac
+    check "  403 challenge says insufficient_scope" insufficient_scope "$status"
+  fi
+
+  if [ "$mode" = full ]; then
+    token_b="$(token_for b "api:read api:write")"
+    gw GET /example a "$token_b"
+    check "GET /example   cert A, token B" 401 "$GW_STATUS" "$(challenge_detail)"
+    gw GET /example b "$token_b"
+    check "GET /example   cert B, token B" 200 "$GW_STATUS" \
+      "backend saw: client_id=$(echoed x-certbound-client-id) thumbprint=$(echoed x-certbound-cert-thumbprint)"
+    gw POST /example b "$token_b" -d probe=1
+    check "POST /example  cert B, token B (api:write)" 200 "$GW_STATUS"
+    gw GET /example a "bogus-$RANDOM-token"
+    check "GET /example   cert A, bogus token" 401 "$GW_STATUS" "$(challenge_detail)"
+    gw GET /example b "$token_a" -H "X-Ssl-Cert: $(escaped_cert "$STACK_CLIENT_A_CERT")"
+    check "GET /example   cert B + spoofed X-Ssl-Cert of A, token A" 401 "$GW_STATUS" "$(challenge_detail)"
+    gw GET /example none "$token_a" -H "X-Ssl-Cert: $(escaped_cert "$STACK_CLIENT_A_CERT")"
+    check "GET /example   no cert + spoofed X-Ssl-Cert of A, token A" 401 "$GW_STATUS" "$(challenge_detail)"
+    gw GET /_certbound a "$token_a"
+    check "GET /_certbound (internal location)" 404 "$GW_STATUS"
+    cert_args none
+    status="$(curl "${TLS[@]}" -o /dev/null -w '%{http_code}' -d grant_type=client_credentials \
+      -d client_id=client-a -d scope=api:read "$STACK_AS_URL/token" 2>/dev/null || true)"
+    check "AS: token for client-a without a client cert" 401 "$status"
+  fi
+
+  status="$(revoke a "$token_a")"
+  gw GET /example a "$token_a"
+  check "GET /example   cert A, token A after revocation" 401 "$GW_STATUS" \
+    "revocation answered $status; $(challenge_detail)"
+
+  token_a2="$(token_for a api:read)"
+  check "Lambda REST event, fresh token A, cert A" Allow "$(invoke_effect "$token_a2" "$STACK_CLIENT_A_CERT" GET /example)" \
+    "certbound invoke --event (requestContext.identity.clientCert)"
+  check "Lambda REST event, fresh token A, cert B" Deny "$(invoke_effect "$token_a2" "$STACK_CLIENT_B_CERT" GET /example)"
+  if [ "$mode" = full ]; then
+    check "Lambda REST event, token A, POST (api:write missing)" Deny \
+      "$(invoke_effect "$token_a2" "$STACK_CLIENT_A_CERT" POST /example)"
+    # Last: introspection failing (AS stopped) must give 500, not 401 or 200.
+    stop as 2>/dev/null
+    gw GET /example a "$token_a2"
+    check "GET /example   cert A, token A, AS down (introspection fails)" 500 "$GW_STATUS"
+  fi
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# `make test` end-to-end part: bring the stack up, run the whole matrix as
+# assertions (one line per case), tear the stack down even on failure.
+# Last line: "e2e: N passed, M failed"; exits non-zero if M > 0.
+# KEEP_STACK=1 leaves the stack running afterwards.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+cleanup() {
+  local rc=$?
+  [ -z "${CASES_TMP:-}" ] || rm -rf "$CASES_TMP"
+  if [ "${KEEP_STACK:-0}" != 1 ]; then
+    "$REPO/scripts/stack-down.sh" >/dev/null 2>&1 || true
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if ! "$REPO/scripts/stack-up.sh"; then
+  echo "e2e: stack-up failed (logs: $STACK_LOGS)"
+  echo "e2e: 0 passed, 1 failed"
+  exit 1
+fi
+. "$REPO/scripts/env.sh"
+# shellcheck source=scripts/cases.sh
+. "$REPO/scripts/cases.sh"
+
+report_row() {
+  local no="$1" name="$2" expected="$3" got="$4" result="$5" detail="$6"
+  # collapse the alignment spaces of the shared case names
+  name="$(printf '%s' "$name" | tr -s ' ')"
+  if [ "$result" = PASS ]; then
+    printf 'PASS %2s %s\n' "$no" "$name"
+  else
+    printf 'FAIL %2s %s: expected %s, got %s%s\n' "$no" "$name" "$expected" "$got" "${detail:+ ($detail)}"
+  fi
+}
+
+run_matrix full
+echo "e2e: $CASES_PASSED passed, $CASES_FAILED failed"
+[ "$CASES_FAILED" = 0 ]

@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""Runs the certbound binary under the Lambda Runtime API emulator
+(`cargo lambda watch --only-lambda-apis`) and invokes it with every file in
+events/, against an Authlete introspection double (stdlib HTTP server, JSON as
+Authlete documents it). Asserts Allow / Deny / Unauthorized / Internal Server
+Error as the Runtime API delivers them, and measures cold start (process start
+to first answered invocation), binary size and peak RSS.
+
+Usage: scripts/lambda_runtime_test.py [--bin PATH] [--cold-starts N]
+Prints one line per case and `lambda-runtime: N passed, M failed`.
+"""
+import argparse
+import base64
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+API_KEY, API_SECRET = "5593494639", "double-secret"
+EVENT_TOKEN = "Mx9c3Ufo1kcbl4Jd0Vn3nqGNM2vA3hT2-_8sWl2aHno"
+
+
+def answer(action, **extra):
+    contents = {
+        "UNAUTHORIZED": 'Bearer error="invalid_token",error_description="[A065304] The access token does not exist."',
+        "FORBIDDEN": 'Bearer error="insufficient_scope",error_description="[A064302] scope",scope="admin"',
+        "INTERNAL_SERVER_ERROR": 'Bearer error="server_error",error_description="[A001101] error"',
+    }
+    body = {"type": "introspectionResponse", "action": action, "resultCode": "A0000",
+            "resultMessage": f"[A0000] {action}", "responseContent": contents.get(action)}
+    if action == "OK":
+        body.update({"clientId": 1234, "clientIdAlias": "tpp", "clientIdAliasUsed": True,
+                     "subject": "john", "scopes": ["accounts"], "expiresAt": 4102444800000})
+    body.update(extra)
+    return body
+
+
+class AuthleteDouble(BaseHTTPRequestHandler):
+    """UNAUTHORIZED for an unknown token or a bound token without certificate."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        expected = "Basic " + base64.b64encode(f"{API_KEY}:{API_SECRET}".encode()).decode()
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path != "/api/auth/introspection" or self.headers.get("Authorization") != expected:
+            return self.reply(401, {"resultCode": "A001202", "resultMessage": "bad credentials"})
+        req = json.loads(body)
+        if req.get("token") != EVENT_TOKEN:
+            return self.reply(200, answer("UNAUTHORIZED"))
+        if not req.get("clientCertificate"):
+            return self.reply(200, answer("UNAUTHORIZED"))
+        return self.reply(200, answer("OK"))
+
+    def reply(self, status, obj):
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, seconds=60):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def invoke(port, payload, timeout=20):
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/2015-03-31/functions/_/invocations",
+        data=payload, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def outcome(status, body):
+    if isinstance(body, dict) and "errorMessage" in body:
+        return f"error:{body['errorMessage']}"
+    if isinstance(body, dict) and "isAuthorized" in body:
+        return "simple:" + ("Allow" if body["isAuthorized"] else "Deny")
+    try:
+        return body["policyDocument"]["Statement"][0]["Effect"]
+    except (TypeError, KeyError, IndexError):
+        return f"unexpected:{status}:{body}"
+
+
+def peak_rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+class Function:
+    """One certbound process attached to the emulator."""
+
+    def __init__(self, binary, rt_port, env, log):
+        full = {
+            "PATH": os.environ.get("PATH", ""),
+            "AWS_LAMBDA_FUNCTION_VERSION": "1",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+            "AWS_LAMBDA_FUNCTION_NAME": "_",
+            "AWS_LAMBDA_RUNTIME_API": f"http://127.0.0.1:{rt_port}/.rt",
+            "RUST_LOG": "info",
+        }
+        full.update(env)
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen([binary], env=full, stdout=log, stderr=log)
+
+    def stop(self):
+        rss = peak_rss_kib(self.proc.pid)
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        return rss
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    default_bin = os.path.join(REPO, "target/lambda/certbound/bootstrap")
+    if not os.path.exists(default_bin):
+        default_bin = os.path.join(REPO, "target/release/certbound")
+    ap.add_argument("--bin", default=default_bin)
+    ap.add_argument("--cold-starts", type=int, default=7)
+    args = ap.parse_args()
+
+    double = ThreadingHTTPServer(("127.0.0.1", 0), AuthleteDouble)
+    threading.Thread(target=double.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{double.server_address[1]}"
+
+    os.makedirs(os.path.join(REPO, "target"), exist_ok=True)
+    log = open(os.path.join(REPO, "target/lambda-runtime-test.log"), "w")
+    rt_port = free_port()
+    emulator = subprocess.Popen(
+        ["cargo", "lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", str(rt_port)],
+        cwd=REPO, stdout=log, stderr=log)
+    passed = failed = 0
+    try:
+        if not wait_port(rt_port):
+            print("emulator did not start; see target/lambda-runtime-test.log")
+            return 1
+        authlete = {"AUTHLETE_BASE_URL": base, "AUTHLETE_SERVICE_APIKEY": API_KEY,
+                    "AUTHLETE_SERVICE_APISECRET": API_SECRET}
+        down = dict(authlete, AUTHLETE_BASE_URL=f"http://127.0.0.1:{free_port()}")
+        events = {name: open(os.path.join(REPO, "events", name), "rb").read()
+                  for name in sorted(os.listdir(os.path.join(REPO, "events"))) if name.endswith(".json")}
+        events["malformed (TOKEN without methodArn)"] = b'{"type":"TOKEN","authorizationToken":"Bearer x"}'
+        events["not an object"] = b'"hello"'
+        expected = {
+            "policy=true": (dict(authlete), {
+                "http-api-v2.json": "Allow", "rest-request-dpop.json": "Allow", "rest-request.json": "Allow",
+                "rest-request-no-cert.json": "Deny", "token.json": "Deny",
+                "malformed (TOKEN without methodArn)": "error:Internal Server Error",
+                "not an object": "error:Internal Server Error"}),
+            "policy=false, simple": (dict(authlete, CERTBOUND_POLICY="false", CERTBOUND_HTTP_API_RESPONSE="simple"), {
+                "http-api-v2.json": "simple:Allow", "rest-request.json": "Allow",
+                "rest-request-no-cert.json": "error:Unauthorized", "token.json": "error:Unauthorized"}),
+            "AS down, policy=true": (dict(down), {"rest-request.json": "Deny", "http-api-v2.json": "Deny"}),
+            "AS down, policy=false": (dict(down, CERTBOUND_POLICY="false"), {
+                "rest-request.json": "error:Internal Server Error",
+                "http-api-v2.json": "error:Internal Server Error"}),
+        }
+        rss = []
+        for label, (env, cases) in expected.items():
+            fn = Function(args.bin, rt_port, env, log)
+            for name, want in cases.items():
+                got = outcome(*invoke(rt_port, events[name]))
+                ok = got == want
+                passed += ok
+                failed += not ok
+                print(f"{'PASS' if ok else 'FAIL'}  [{label}] {name}: want {want}, got {got}")
+            rss.append(fn.stop())
+
+        # Cold start: spawn, invoke at once (the emulator holds the event
+        # until the runtime asks for it), time to the answer.
+        colds = []
+        for _ in range(args.cold_starts):
+            fn = Function(args.bin, rt_port, dict(authlete), log)
+            got = outcome(*invoke(rt_port, events["rest-request.json"]))
+            colds.append((time.perf_counter() - fn.started) * 1000)
+            rss.append(fn.stop())
+            if got != "Allow":
+                failed += 1
+                print(f"FAIL  cold start answered {got}")
+        warm = []
+        fn = Function(args.bin, rt_port, dict(authlete), log)
+        for _ in range(50):
+            t = time.perf_counter()
+            invoke(rt_port, events["rest-request.json"])
+            warm.append((time.perf_counter() - t) * 1000)
+        rss.append(fn.stop())
+        size = os.path.getsize(args.bin)
+        rss = [r for r in rss if r]
+        print(f"binary: {args.bin} {size / 1e6:.1f} MB")
+        print(f"cold start (spawn → first answer, n={len(colds)}): median {statistics.median(colds):.1f} ms, "
+              f"min {min(colds):.1f} ms, max {max(colds):.1f} ms")
+        print(f"warm invocation through the emulator (n=50): median {statistics.median(warm):.2f} ms")
+        if rss:
+            print(f"peak RSS: median {statistics.median(rss) / 1024:.1f} MiB, max {max(rss) / 1024:.1f} MiB")
+    finally:
+        emulator.terminate()
+        try:
+            emulator.wait(5)
+        except subprocess.TimeoutExpired:
+            emulator.kill()
+        double.shutdown()
+    print(f"lambda-runtime: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
