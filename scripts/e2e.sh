@@ -39,5 +39,19 @@ report_row() {
 }
 
 run_matrix full
+
+# The Lambda binary under the Runtime API emulator, against this real AS.
+if lambda_out="$(python3 "$REPO/scripts/lambda_runtime_test.py" --real-as --bin "$CERTBOUND_BIN" 2>&1)"; then
+  lambda_rc=0
+else
+  lambda_rc=$?
+fi
+printf '%s\n' "$lambda_out" | sed 's/^/  /'
+lambda_pass=$(printf '%s\n' "$lambda_out" | grep -c '^PASS' || true)
+lambda_fail=$(printf '%s\n' "$lambda_out" | grep -c '^FAIL' || true)
+if [ "$lambda_rc" != 0 ] && [ "$lambda_fail" = 0 ]; then lambda_fail=1; fi
+CASES_PASSED=$((CASES_PASSED + lambda_pass))
+CASES_FAILED=$((CASES_FAILED + lambda_fail))
+
 echo "e2e: $CASES_PASSED passed, $CASES_FAILED failed"
 [ "$CASES_FAILED" = 0 ]

@@ -6,7 +6,12 @@ Authlete documents it). Asserts Allow / Deny / Unauthorized / Internal Server
 Error as the Runtime API delivers them, and measures cold start (process start
 to first answered invocation), binary size and peak RSS.
 
-Usage: scripts/lambda_runtime_test.py [--bin PATH] [--cold-starts N]
+With --real-as (run by scripts/e2e.sh while the local stack is up, with
+scripts/env.sh sourced) it uses the real AS instead: a certificate-bound token
+for client-a obtained over nginx mTLS, events made by scripts/make-event.py,
+and the RFC 7662 backend configured by the CERTBOUND_* variables.
+
+Usage: scripts/lambda_runtime_test.py [--bin PATH] [--cold-starts N] [--real-as]
 Prints one line per case and `lambda-runtime: N passed, M failed`.
 """
 import argparse
@@ -154,7 +159,10 @@ def main():
         default_bin = os.path.join(REPO, "target/release/certbound")
     ap.add_argument("--bin", default=default_bin)
     ap.add_argument("--cold-starts", type=int, default=7)
+    ap.add_argument("--real-as", action="store_true")
     args = ap.parse_args()
+    if args.real_as:
+        return real_as(args)
 
     double = ThreadingHTTPServer(("127.0.0.1", 0), AuthleteDouble)
     threading.Thread(target=double.serve_forever, daemon=True).start()
@@ -237,6 +245,69 @@ def main():
             emulator.kill()
         double.shutdown()
     print(f"lambda-runtime: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def stack_token(scope="api:read"):
+    out = subprocess.run(
+        ["curl", "-sf", "--cacert", os.environ["STACK_CA_CERT"],
+         "--cert", os.environ["STACK_CLIENT_A_CERT"], "--key", os.environ["STACK_CLIENT_A_KEY"],
+         "-d", "grant_type=client_credentials", "-d", "client_id=client-a", "-d", f"scope={scope}",
+         os.environ["STACK_AS_URL"] + "/token"], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)["access_token"]
+
+
+def stack_event(token, cert, method, path):
+    out = subprocess.run([sys.executable, os.path.join(REPO, "scripts/make-event.py"),
+                          token, cert, method, path, "-"], capture_output=True, check=True)
+    return out.stdout
+
+
+def real_as(args):
+    """The release binary under the emulator, against the running stack's AS."""
+    passed = failed = 0
+    env = {k: v for k, v in os.environ.items() if k.startswith("CERTBOUND_") and k != "CERTBOUND_BIN"}
+    env.pop("CERTBOUND_CERT_HEADER", None)
+    a, b = os.environ["STACK_CLIENT_A_CERT"], os.environ["STACK_CLIENT_B_CERT"]
+    token = stack_token()
+    events = {
+        "GET, A's cert": stack_event(token, a, "GET", "/example"),
+        "GET, B's cert": stack_event(token, b, "GET", "/example"),
+        "GET, no cert": stack_event(token, "", "GET", "/example"),
+        "POST (needs api:write), A's cert": stack_event(token, a, "POST", "/example"),
+        "GET, bogus token, A's cert": stack_event("bogus-token", a, "GET", "/example"),
+    }
+    expected = {
+        "policy=true": (dict(env), ["Allow", "Deny", "Deny", "Deny", "Deny"]),
+        "policy=false": (dict(env, CERTBOUND_POLICY="false"),
+                         ["Allow", "error:Unauthorized", "error:Unauthorized", "Deny", "error:Unauthorized"]),
+    }
+    os.makedirs(os.path.join(REPO, "target"), exist_ok=True)
+    log = open(os.path.join(REPO, "target/lambda-runtime-real-as.log"), "w")
+    rt_port = free_port()
+    emulator = subprocess.Popen(
+        ["cargo", "lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", str(rt_port)],
+        cwd=REPO, stdout=log, stderr=log)
+    try:
+        if not wait_port(rt_port):
+            print("emulator did not start; see target/lambda-runtime-real-as.log")
+            return 1
+        for label, (fn_env, wants) in expected.items():
+            fn = Function(args.bin, rt_port, fn_env, log)
+            for (name, payload), want in zip(events.items(), wants):
+                got = outcome(*invoke(rt_port, payload))
+                ok = got == want
+                passed += ok
+                failed += not ok
+                print(f"{'PASS' if ok else 'FAIL'}  [real AS, {label}] {name}: want {want}, got {got}")
+            fn.stop()
+    finally:
+        emulator.terminate()
+        try:
+            emulator.wait(5)
+        except subprocess.TimeoutExpired:
+            emulator.kill()
+    print(f"lambda-runtime (real AS): {passed} passed, {failed} failed")
     return 1 if failed else 0
 
 

@@ -61,7 +61,9 @@ fn events(c: &mut Criterion) {
 }
 
 fn flow(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let mut ok = IntrospectionResponse::local(Action::Ok, "A056001", "valid", None);
     ok.subject = Some("john".into());
     ok.client_id = Some("1234".into());
