@@ -355,7 +355,7 @@ fn log_decision(
     let error = result.as_ref().err().map(ToString::to_string);
     tracing::info!(
         target: "certbound::decision",
-        decision = verdict.decision.as_str(),
+        verdict = verdict.decision.as_str(),
         action = verdict.action.map(|a| a.as_str()),
         result_code = response.and_then(|r| r.result_code.as_deref()),
         client_id = response.and_then(|r| r.client_id.as_deref()),

@@ -194,6 +194,7 @@ async fn invoke_every_sample_event() {
             .collect();
         assert_eq!(decisions.len(), 1, "{stderr}");
         assert_eq!(decisions[0]["token_sha256"].as_str().unwrap().len(), 8);
+        assert!(decisions[0]["verdict"].is_string(), "{stderr}");
         assert!(decisions[0]["introspection_ms"].is_number());
     }
 }

@@ -336,7 +336,7 @@ pub async fn handle_event<A: Authorizer + ?Sized>(
 }
 
 fn invalid(e: EventError) -> HandlerError {
-    tracing::warn!(target: "certbound::decision", decision = "InternalServerError", error = %e, "invalid event");
+    tracing::warn!(target: "certbound::decision", verdict = "InternalServerError", error = %e, "invalid event");
     HandlerError::InvalidEvent(e.to_string())
 }
 
