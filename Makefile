@@ -7,7 +7,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help deps build release lambda-build lint unit cfn-lint lambda-test e2e test demo bench load stack-up stack-down clean
+.PHONY: help deps build release lambda-build lint unit reference-diff cfn-lint lambda-test e2e test demo bench load stack-up stack-down clean
 
 help:
 	@echo "make demo         run the local stack and print the binding matrix"
@@ -38,6 +38,11 @@ lint:
 unit:
 	$(CARGO) test --all-targets
 
+# Same events and AS answers to Authlete's Python Authorizer (PyPI authlete
+# 1.3.0, in target/refvenv) and to certbound: decisions and context compared.
+reference-diff: build
+	python3 scripts/reference_diff.py --bin target/debug/certbound
+
 cfn-lint: deps
 	cfn-lint template.yaml
 
@@ -48,7 +53,7 @@ lambda-test: lambda-build
 e2e: lambda-build
 	CERTBOUND_BIN=$(CURDIR)/target/lambda/certbound/bootstrap scripts/e2e.sh
 
-test: deps lint unit cfn-lint lambda-test e2e
+test: deps lint unit reference-diff cfn-lint lambda-test e2e
 	@echo "make test: all green"
 
 demo: deps release

@@ -125,6 +125,25 @@ def peak_rss_kib(pid):
     return None
 
 
+class Emulator:
+    """`cargo lambda watch --only-lambda-apis`: the Runtime API, no function."""
+
+    def __init__(self, log):
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            ["cargo", "lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", str(self.port)],
+            cwd=REPO, stdout=log, stderr=log)
+        self.ready = wait_port(self.port)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 class Function:
     """One certbound process attached to the emulator."""
 
@@ -170,13 +189,11 @@ def main():
 
     os.makedirs(os.path.join(REPO, "target"), exist_ok=True)
     log = open(os.path.join(REPO, "target/lambda-runtime-test.log"), "w")
-    rt_port = free_port()
-    emulator = subprocess.Popen(
-        ["cargo", "lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", str(rt_port)],
-        cwd=REPO, stdout=log, stderr=log)
+    emulator = Emulator(log)
+    rt_port = emulator.port
     passed = failed = 0
     try:
-        if not wait_port(rt_port):
+        if not emulator.ready:
             print("emulator did not start; see target/lambda-runtime-test.log")
             return 1
         authlete = {"AUTHLETE_BASE_URL": base, "AUTHLETE_SERVICE_APIKEY": API_KEY,
@@ -238,11 +255,7 @@ def main():
         if rss:
             print(f"peak RSS: median {statistics.median(rss) / 1024:.1f} MiB, max {max(rss) / 1024:.1f} MiB")
     finally:
-        emulator.terminate()
-        try:
-            emulator.wait(5)
-        except subprocess.TimeoutExpired:
-            emulator.kill()
+        emulator.stop()
         double.shutdown()
     print(f"lambda-runtime: {passed} passed, {failed} failed")
     return 1 if failed else 0
@@ -284,12 +297,10 @@ def real_as(args):
     }
     os.makedirs(os.path.join(REPO, "target"), exist_ok=True)
     log = open(os.path.join(REPO, "target/lambda-runtime-real-as.log"), "w")
-    rt_port = free_port()
-    emulator = subprocess.Popen(
-        ["cargo", "lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", str(rt_port)],
-        cwd=REPO, stdout=log, stderr=log)
+    emulator = Emulator(log)
+    rt_port = emulator.port
     try:
-        if not wait_port(rt_port):
+        if not emulator.ready:
             print("emulator did not start; see target/lambda-runtime-real-as.log")
             return 1
         for label, (fn_env, wants) in expected.items():
@@ -302,11 +313,7 @@ def real_as(args):
                 print(f"{'PASS' if ok else 'FAIL'}  [real AS, {label}] {name}: want {want}, got {got}")
             fn.stop()
     finally:
-        emulator.terminate()
-        try:
-            emulator.wait(5)
-        except subprocess.TimeoutExpired:
-            emulator.kill()
+        emulator.stop()
     print(f"lambda-runtime (real AS): {passed} passed, {failed} failed")
     return 1 if failed else 0
 

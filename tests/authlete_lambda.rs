@@ -37,11 +37,7 @@ async fn decision_table_both_modes_both_versions() {
     for v3 in [false, true] {
         for (action, with_policy, without_policy) in &expected {
             let server = MockServer::start().await;
-            mount_authlete(
-                &server,
-                ResponseTemplate::new(200).set_body_json(authlete_answer(action)),
-            )
-            .await;
+            mount_authlete(&server, answering(action)).await;
             let event = rest_event(Some(&bearer), Some(&cert.pem));
 
             let env = authlete_env(&server.uri(), v3, &[]);
@@ -74,12 +70,7 @@ async fn decision_table_both_modes_both_versions() {
 #[tokio::test]
 async fn what_is_sent_to_authlete() {
     let cert = gen_cert("rsa", "client-a");
-    let server = MockServer::start().await;
-    mount_authlete(
-        &server,
-        ResponseTemplate::new(200).set_body_json(authlete_answer("OK")),
-    )
-    .await;
+    let server = authlete_double("OK").await;
     let rules = "[[rule]]\nmethod='GET'\npath='/accounts/*/balances'\nscopes=['accounts','read']";
     let env = authlete_env(
         &server.uri(),
@@ -108,12 +99,7 @@ async fn what_is_sent_to_authlete() {
 #[tokio::test]
 async fn dpop_proof_method_and_uri_are_forwarded() {
     let cert = gen_cert("ec-p256", "client-a");
-    let server = MockServer::start().await;
-    mount_authlete(
-        &server,
-        ResponseTemplate::new(200).set_body_json(authlete_answer("OK")),
-    )
-    .await;
+    let server = authlete_double("OK").await;
     let env = authlete_env(&server.uri(), true, &[]);
     let mut event = rest_event(Some(&format!("DPoP {TOKEN}")), Some(&cert.pem));
     event["headers"]["DPoP"] = json!("eyJ0eXAiOiJkcG9wK2p3dCJ9.eyJodG0iOiJHRVQifQ.c2ln");
@@ -135,12 +121,7 @@ async fn dpop_proof_method_and_uri_are_forwarded() {
 #[tokio::test]
 async fn context_holds_flat_values_and_no_nulls() {
     let cert = gen_cert("ec-p256", "client-a");
-    let server = MockServer::start().await;
-    mount_authlete(
-        &server,
-        ResponseTemplate::new(200).set_body_json(authlete_answer("OK")),
-    )
-    .await;
+    let server = authlete_double("OK").await;
     let env = authlete_env(&server.uri(), false, &[]);
     let out = run(
         &env,
@@ -177,11 +158,7 @@ async fn context_holds_flat_values_and_no_nulls() {
 
     // FORBIDDEN: alias used, challenge = Authlete's responseContent.
     server.reset().await;
-    mount_authlete(
-        &server,
-        ResponseTemplate::new(200).set_body_json(authlete_answer("FORBIDDEN")),
-    )
-    .await;
+    mount_authlete(&server, answering("FORBIDDEN")).await;
     let out = run(
         &env,
         rest_event(Some(&format!("Bearer {TOKEN}")), Some(&cert.pem)),
@@ -196,11 +173,7 @@ async fn context_holds_flat_values_and_no_nulls() {
 
     // UNAUTHORIZED: no subject, no client → placeholder principal, no sub/client_id/exp keys.
     server.reset().await;
-    mount_authlete(
-        &server,
-        ResponseTemplate::new(200).set_body_json(authlete_answer("UNAUTHORIZED")),
-    )
-    .await;
+    mount_authlete(&server, answering("UNAUTHORIZED")).await;
     let out = run(
         &env,
         rest_event(Some(&format!("Bearer {TOKEN}")), Some(&cert.pem)),
@@ -208,7 +181,9 @@ async fn context_holds_flat_values_and_no_nulls() {
     .await
     .unwrap();
     assert_eq!(out["principalId"], "anonymous");
-    for absent in ["sub", "client_id", "exp", "scope"] {
+    // Authlete's expiresAt 0 becomes exp 0, as in the reference.
+    assert_eq!(out["context"]["exp"], 0);
+    for absent in ["sub", "client_id", "scope"] {
         assert!(
             out["context"].get(absent).is_none(),
             "{absent} must be absent, not null"
@@ -235,12 +210,7 @@ async fn context_holds_flat_values_and_no_nulls() {
 
 #[tokio::test]
 async fn debug_context_redacts_the_token() {
-    let server = MockServer::start().await;
-    mount_authlete(
-        &server,
-        ResponseTemplate::new(200).set_body_json(authlete_answer("OK")),
-    )
-    .await;
+    let server = authlete_double("OK").await;
     let env = authlete_env(&server.uri(), false, &[("CERTBOUND_CONTEXT_DEBUG", "true")]);
     let out = run(&env, rest_event(Some(&format!("Bearer {TOKEN}")), None))
         .await
@@ -354,12 +324,7 @@ async fn every_failure_fails_closed() {
 #[tokio::test]
 async fn missing_or_unusable_credentials_are_denied_without_asking_the_as() {
     let cert = gen_cert("ec-p256", "client-a");
-    let server = MockServer::start().await;
-    mount_authlete(
-        &server,
-        ResponseTemplate::new(200).set_body_json(authlete_answer("OK")),
-    )
-    .await;
+    let server = authlete_double("OK").await;
     let mut query_token = rest_event(None, Some(&cert.pem));
     query_token["queryStringParameters"] = json!({"access_token": TOKEN});
     let mut twice = rest_event(Some(&format!("Bearer {TOKEN}")), Some(&cert.pem));
@@ -419,12 +384,7 @@ async fn missing_or_unusable_credentials_are_denied_without_asking_the_as() {
 #[tokio::test]
 async fn token_and_http_api_events() {
     let cert = gen_cert("ec-p384", "client-a");
-    let server = MockServer::start().await;
-    mount_authlete(
-        &server,
-        ResponseTemplate::new(200).set_body_json(authlete_answer("OK")),
-    )
-    .await;
+    let server = authlete_double("OK").await;
 
     let token_event =
         json!({"type": "TOKEN", "authorizationToken": format!("Bearer {TOKEN}"), "methodArn": ARN});
@@ -474,11 +434,7 @@ async fn token_and_http_api_events() {
         .contains("BEGIN CERTIFICATE"));
 
     server.reset().await;
-    mount_authlete(
-        &server,
-        ResponseTemplate::new(200).set_body_json(authlete_answer("UNAUTHORIZED")),
-    )
-    .await;
+    mount_authlete(&server, answering("UNAUTHORIZED")).await;
     let out = run(&simple, v2.clone()).await.unwrap();
     assert_eq!(out["isAuthorized"], false);
     let strict = authlete_env(
@@ -497,12 +453,7 @@ async fn token_and_http_api_events() {
 
 #[tokio::test]
 async fn malformed_events_are_internal_errors_in_both_modes() {
-    let server = MockServer::start().await;
-    mount_authlete(
-        &server,
-        ResponseTemplate::new(200).set_body_json(authlete_answer("OK")),
-    )
-    .await;
+    let server = authlete_double("OK").await;
     let mut no_arn = rest_event(Some(&format!("Bearer {TOKEN}")), None);
     no_arn.as_object_mut().unwrap().remove("methodArn");
     let mut bad_arn = rest_event(Some(&format!("Bearer {TOKEN}")), None);

@@ -11,7 +11,7 @@ use base64::Engine;
 use certbound::cert::ClientCert;
 use common::*;
 use serde_json::Value;
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+use wiremock::{Mock, MockServer, Request};
 
 const BIN: &str = env!("CARGO_BIN_EXE_certbound");
 const RFC8705_X5T: &str = "A4DtL2JmUMhAsvJj5tKyn64SqzmuXbMrJa0n761y5v0";
@@ -127,15 +127,11 @@ impl wiremock::Match for WithoutCert {
 async fn bound_token_double() -> MockServer {
     let server = MockServer::start().await;
     Mock::given(WithoutCert)
-        .respond_with(ResponseTemplate::new(200).set_body_json(authlete_answer("UNAUTHORIZED")))
+        .respond_with(answering("UNAUTHORIZED"))
         .with_priority(1)
         .mount(&server)
         .await;
-    mount_authlete(
-        &server,
-        ResponseTemplate::new(200).set_body_json(authlete_answer("OK")),
-    )
-    .await;
+    mount_authlete(&server, answering("OK")).await;
     server
 }
 

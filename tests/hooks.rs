@@ -103,26 +103,21 @@ async fn hooks_run_in_the_reference_order_on_every_path() {
     };
     let head = ["on_enter", "determine_scopes"];
     let cases: Vec<(ResponseTemplate, &str, &str, &str)> = vec![
+        (answering("OK"), "true", "on_introspection", "on_allow"),
         (
-            ResponseTemplate::new(200).set_body_json(authlete_answer("OK")),
-            "true",
-            "on_introspection",
-            "on_allow",
-        ),
-        (
-            ResponseTemplate::new(200).set_body_json(authlete_answer("FORBIDDEN")),
+            answering("FORBIDDEN"),
             "true",
             "on_introspection",
             "on_deny",
         ),
         (
-            ResponseTemplate::new(200).set_body_json(authlete_answer("UNAUTHORIZED")),
+            answering("UNAUTHORIZED"),
             "false",
             "on_introspection",
             "on_unauthorized",
         ),
         (
-            ResponseTemplate::new(200).set_body_json(authlete_answer("INTERNAL_SERVER_ERROR")),
+            answering("INTERNAL_SERVER_ERROR"),
             "false",
             "on_introspection",
             "on_internal_server_error",
@@ -164,15 +159,11 @@ async fn a_custom_determine_scopes_changes_the_decision() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(body_partial_json(json!({"scopes": ["time:query"]})))
-        .respond_with(ResponseTemplate::new(200).set_body_json(authlete_answer("FORBIDDEN")))
+        .respond_with(answering("FORBIDDEN"))
         .with_priority(1)
         .mount(&server)
         .await;
-    mount_authlete(
-        &server,
-        ResponseTemplate::new(200).set_body_json(authlete_answer("OK")),
-    )
-    .await;
+    mount_authlete(&server, answering("OK")).await;
     let env = authlete_env(&server.uri(), false, &[]);
     let (config, standard) = authorizer(&env);
     let mut event = rest_event(Some(&format!("Bearer {TOKEN}")), None);

@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 use crate::cert::ClientCert;
 use crate::config::{Config, Env};
 use crate::fronts::lambda::{handle_event, HandlerError};
+use crate::StandardAuthorizer;
 use crate::{logging, secrets};
 
 #[derive(Debug, Parser)]
@@ -86,6 +87,13 @@ pub async fn load_config() -> Result<Config, String> {
     Config::from_env(&env.with_overlay(overlay)).map_err(|e| e.to_string())
 }
 
+/// The configuration and the ready-made authorizer built from it.
+pub async fn load_authorizer() -> Result<(Config, StandardAuthorizer), String> {
+    let config = load_config().await?;
+    let authorizer = config.build_authorizer().map_err(|e| e.to_string())?;
+    Ok((config, authorizer))
+}
+
 fn usage_error(message: &str) -> ExitCode {
     eprintln!("certbound: {message}");
     ExitCode::from(2)
@@ -111,13 +119,9 @@ async fn invoke(event: &str) -> ExitCode {
         Ok(b) => b,
         Err(e) => return usage_error(&format!("cannot read event {event}: {e}")),
     };
-    let config = match load_config().await {
-        Ok(c) => c,
+    let (config, authorizer) = match load_authorizer().await {
+        Ok(ready) => ready,
         Err(e) => return usage_error(&e),
-    };
-    let authorizer = match config.build_authorizer() {
-        Ok(a) => a,
-        Err(e) => return usage_error(&e.to_string()),
     };
     let result = match serde_json::from_slice::<serde_json::Value>(&bytes) {
         Ok(payload) => handle_event(&authorizer, config.http_api_response, payload, None).await,
@@ -156,13 +160,9 @@ fn thumbprint(file: &str) -> ExitCode {
 }
 
 async fn serve(listen: SocketAddr) -> ExitCode {
-    let config = match load_config().await {
-        Ok(c) => c,
+    let (config, authorizer) = match load_authorizer().await {
+        Ok(ready) => ready,
         Err(e) => return usage_error(&e),
-    };
-    let authorizer = match config.build_authorizer() {
-        Ok(a) => a,
-        Err(e) => return usage_error(&e.to_string()),
     };
     let header = match axum::http::HeaderName::from_bytes(config.cert_header.as_bytes()) {
         Ok(h) => h,
@@ -178,29 +178,22 @@ async fn lambda() -> ExitCode {
     let result = if std::env::var_os("CERTBOUND_SECRET_ID").is_some() {
         // The secrets extension answers only during INVOKE: build lazily.
         crate::fronts::lambda::run_lazy(|| async {
-            let config = load_config().await?;
-            let authorizer = config.build_authorizer().map_err(|e| e.to_string())?;
+            let (config, authorizer) = load_authorizer().await?;
             let authorizer: Arc<dyn crate::Authorizer> = Arc::new(authorizer);
             Ok((authorizer, config.http_api_response))
         })
         .await
     } else {
         // No network needed: fail at init, where a bad deployment shows.
-        let config = match Config::from_process_env() {
-            Ok(c) => c,
+        match load_authorizer().await {
+            Ok((config, authorizer)) => {
+                crate::fronts::lambda::run(Arc::new(authorizer), config.http_api_response).await
+            }
             Err(e) => {
                 tracing::error!(error = %e, "configuration error");
                 return ExitCode::from(2);
             }
-        };
-        let authorizer = match config.build_authorizer() {
-            Ok(a) => Arc::new(a),
-            Err(e) => {
-                tracing::error!(error = %e, "configuration error");
-                return ExitCode::from(2);
-            }
-        };
-        crate::fronts::lambda::run(authorizer, config.http_api_response).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -154,7 +154,8 @@ pub fn parse_response(raw: Value) -> Result<IntrospectionResponse, Introspection
         client_id,
         subject: body.subject.filter(|s| !s.is_empty()),
         scopes,
-        expires_at_ms: body.expires_at.filter(|&ms| ms > 0),
+        // Kept even when 0 (Authlete's "no token"): the reference puts `exp: 0`.
+        expires_at_ms: body.expires_at,
         certificate_thumbprint: body.certificate_thumbprint,
         dpop_nonce: body.dpop_nonce,
         raw,

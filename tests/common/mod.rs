@@ -186,6 +186,18 @@ pub async fn mount_authlete(server: &MockServer, answer: ResponseTemplate) {
         .await;
 }
 
+/// A 200 answer with Authlete's documented JSON for `action`.
+pub fn answering(action: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(authlete_answer(action))
+}
+
+/// A double answering every well-authenticated call with `action`.
+pub async fn authlete_double(action: &str) -> MockServer {
+    let server = MockServer::start().await;
+    mount_authlete(&server, answering(action)).await;
+    server
+}
+
 /// Environment for an Authlete backend at `base` (`v3` picks the version).
 pub fn authlete_env(base: &str, v3: bool, extra: &[(&str, &str)]) -> HashMap<String, String> {
     let mut env: HashMap<String, String> = [
