@@ -129,7 +129,11 @@ pub fn to_response(verdict: &Verdict) -> Response {
     let body = if status == StatusCode::OK {
         String::new()
     } else {
-        format!("{}\n", verdict.decision.as_str())
+        // The action, not the Lambda decision: in policy mode a 401 is a "Deny".
+        let action = verdict
+            .action
+            .map_or("INTROSPECTION_FAILED", |a| a.as_str());
+        format!("{action}\n")
     };
     (status, headers, body).into_response()
 }
