@@ -48,11 +48,33 @@ def answer(action, **extra):
     return body
 
 
-class AuthleteDouble(BaseHTTPRequestHandler):
-    """UNAUTHORIZED for an unknown token or a bound token without certificate."""
+class JsonReply:
+    """Quiet JSON answers for the stdlib HTTP doubles (also used by reference_diff.py)."""
 
     def log_message(self, *args):
         pass
+
+    def reply(self, status, obj):
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def stop_process(proc):
+    """Terminates a child we started, killing it if it lingers."""
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class AuthleteDouble(JsonReply, BaseHTTPRequestHandler):
+    """UNAUTHORIZED for an unknown token or a bound token without certificate."""
 
     def do_POST(self):
         expected = "Basic " + base64.b64encode(f"{API_KEY}:{API_SECRET}".encode()).decode()
@@ -65,14 +87,6 @@ class AuthleteDouble(BaseHTTPRequestHandler):
         if not req.get("clientCertificate"):
             return self.reply(200, answer("UNAUTHORIZED"))
         return self.reply(200, answer("OK"))
-
-    def reply(self, status, obj):
-        data = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
 
 def free_port():
@@ -136,12 +150,7 @@ class Emulator:
         self.ready = wait_port(self.port)
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 class Function:
@@ -162,12 +171,7 @@ class Function:
 
     def stop(self):
         rss = peak_rss_kib(self.proc.pid)
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
         return rss
 
 

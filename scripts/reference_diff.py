@@ -27,6 +27,8 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from lambda_runtime_test import JsonReply  # same folder
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV = os.path.join(REPO, "target", "refvenv")
 API_KEY, API_SECRET = "5593494639", "double-secret"
@@ -69,11 +71,8 @@ def authlete_answer(action, **extra):
     return body
 
 
-class Double(BaseHTTPRequestHandler):
+class Double(JsonReply, BaseHTTPRequestHandler):
     answer = (200, {})
-
-    def log_message(self, *args):
-        pass
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
@@ -84,12 +83,7 @@ class Double(BaseHTTPRequestHandler):
             status, obj = 200, authlete_answer("BAD_REQUEST")
         else:
             status, obj = Double.answer
-        data = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.reply(status, obj)
 
 
 def reference(event, policy):

@@ -67,7 +67,7 @@ pub struct Config {
     /// Scope rules for the default `determine_scopes`.
     pub scope_rules: ScopeRules,
     /// Header holding the client certificate in `serve` mode.
-    pub cert_header: String,
+    pub cert_header: http::HeaderName,
 }
 
 /// Reads variables from a lookup function (the process environment, or a
@@ -214,14 +214,13 @@ impl Config {
             };
         let cert_header = env
             .get("CERTBOUND_CERT_HEADER")
-            .unwrap_or_else(|| "x-ssl-cert".into())
-            .to_ascii_lowercase();
-        if axum::http::HeaderName::from_bytes(cert_header.as_bytes()).is_err() {
-            return Err(invalid(
+            .unwrap_or_else(|| "x-ssl-cert".into());
+        let cert_header = http::HeaderName::from_bytes(cert_header.as_bytes()).map_err(|_| {
+            invalid(
                 "CERTBOUND_CERT_HEADER",
                 format!("{cert_header:?} is not a header name"),
-            ));
-        }
+            )
+        })?;
         Ok(Self {
             backend,
             http,
@@ -322,6 +321,11 @@ mod tests {
         assert_eq!(c.http.timeout, Duration::from_millis(3000));
         assert_eq!(c.http_api_response, HttpApiResponse::Policy);
         assert_eq!(c.cert_header, "x-ssl-cert");
+        let bad = cfg(&[&V2[..], &[("CERTBOUND_CERT_HEADER", "x ssl")]].concat());
+        assert!(bad
+            .unwrap_err()
+            .to_string()
+            .starts_with("CERTBOUND_CERT_HEADER is invalid"));
         assert!(matches!(c.backend, BackendConfig::Authlete(ref a) if a.version == ApiVersion::V2));
     }
 

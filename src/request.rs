@@ -118,6 +118,39 @@ pub fn credentials_from_headers(
     }
 }
 
+/// The first value of a header, when it is text.
+pub fn single_header(map: &http::HeaderMap, name: &str) -> Option<String> {
+    map.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// All headers, names in lower case, repeated values comma-joined.
+pub fn header_map(map: &http::HeaderMap) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in map {
+        let value = String::from_utf8_lossy(value.as_bytes());
+        out.entry(name.as_str().to_owned())
+            .and_modify(|v| {
+                v.push_str(", ");
+                v.push_str(&value);
+            })
+            .or_insert_with(|| value.into_owned());
+    }
+    out
+}
+
+/// DPoP `htu`: `https://host/path`, no query.
+pub fn htu(host: Option<&str>, path: &str) -> Option<String> {
+    let host = host?.trim();
+    if host.is_empty() || host.contains(['/', ' ', '?', '#', '@']) {
+        return None;
+    }
+    let path = path.split(['?', '#']).next().unwrap_or("/");
+    let sep = if path.starts_with('/') { "" } else { "/" };
+    Some(format!("https://{host}{sep}{path}"))
+}
+
 /// The client certificate as far as the request shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum PresentedCert {

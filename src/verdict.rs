@@ -142,13 +142,14 @@ pub fn challenge(
 /// Escapes a quoted-string value and drops characters a header cannot hold
 /// (RFC 6750 limits error_description to printable ASCII).
 fn quote(v: &str) -> String {
-    v.chars()
-        .filter(|c| (' '..='~').contains(c))
-        .flat_map(|c| match c {
-            '"' | '\\' => vec!['\\', c],
-            c => vec![c],
-        })
-        .collect()
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars().filter(|c| (' '..='~').contains(c)) {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The challenge used when introspection itself failed.

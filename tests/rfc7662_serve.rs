@@ -251,8 +251,7 @@ fn rfc7662_env(base: &str, extra: &[(&str, &str)]) -> HashMap<String, String> {
 
 async fn serve(env: &HashMap<String, String>) -> String {
     let (config, authorizer) = authorizer(env);
-    let header = axum::http::HeaderName::from_bytes(config.cert_header.as_bytes()).unwrap();
-    let app = certbound::fronts::http::router(Arc::new(authorizer), header);
+    let app = certbound::fronts::http::router(Arc::new(authorizer), config.cert_header);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -267,8 +266,7 @@ struct Call<'a> {
 }
 
 async fn call(base: &str, c: Call<'_>) -> reqwest::Response {
-    certbound::introspection::http::build_client(&Default::default()).unwrap();
-    let client = reqwest::Client::new();
+    let client = certbound::introspection::http::build_client(&Default::default()).unwrap();
     let mut r = client
         .get(format!("{base}/authorize"))
         .header("X-Original-Method", c.method)

@@ -164,11 +164,7 @@ async fn serve(listen: SocketAddr) -> ExitCode {
         Ok(ready) => ready,
         Err(e) => return usage_error(&e),
     };
-    let header = match axum::http::HeaderName::from_bytes(config.cert_header.as_bytes()) {
-        Ok(h) => h,
-        Err(e) => return usage_error(&format!("CERTBOUND_CERT_HEADER is invalid: {e}")),
-    };
-    match crate::fronts::http::serve(Arc::new(authorizer), header, listen).await {
+    match crate::fronts::http::serve(Arc::new(authorizer), config.cert_header, listen).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => usage_error(&format!("cannot serve on {listen}: {e}")),
     }

@@ -20,9 +20,10 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::authorizer::{authorize, Authorizer};
-use crate::fronts::lambda::{header_map, htu, single_header};
 use crate::introspection::Action;
-use crate::request::{credentials_from_headers, AuthRequest, PresentedCert, Source};
+use crate::request::{
+    credentials_from_headers, header_map, htu, single_header, AuthRequest, PresentedCert, Source,
+};
 use crate::verdict::Verdict;
 
 /// Prefix of the response headers that carry the context.

@@ -5,14 +5,12 @@
 //! `type: REQUEST` with `version: "2.0"` (HTTP API payload 2.0), or any
 //! other `REQUEST` (REST API, HTTP API payload 1.0).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerRequest, ApiGatewayCustomAuthorizerRequestTypeRequest,
     ApiGatewayV2CustomAuthorizerV2Request,
 };
-use aws_lambda_events::http::HeaderMap;
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -20,8 +18,8 @@ use serde_json::{json, Value};
 use crate::authorizer::{authorize, Authorizer};
 use crate::config::HttpApiResponse;
 use crate::request::{
-    credentials_from_headers as credentials, parse_authorization, ArnError, AuthRequest,
-    CredentialsError, MethodArn, PresentedCert, Source,
+    credentials_from_headers as credentials, header_map, htu, parse_authorization, single_header,
+    ArnError, AuthRequest, CredentialsError, MethodArn, PresentedCert, Source,
 };
 use crate::verdict::{Context, Decision, Verdict};
 
@@ -185,37 +183,6 @@ fn fill_cert_validity(raw: &mut Value, holder: &str) {
             cert.insert("validity".into(), json!({}));
         }
     }
-}
-
-pub(crate) fn single_header(map: &HeaderMap, name: &str) -> Option<String> {
-    map.get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-}
-
-pub(crate) fn header_map(map: &HeaderMap) -> BTreeMap<String, String> {
-    let mut out: BTreeMap<String, String> = BTreeMap::new();
-    for (name, value) in map {
-        let value = String::from_utf8_lossy(value.as_bytes());
-        out.entry(name.as_str().to_owned())
-            .and_modify(|v| {
-                v.push_str(", ");
-                v.push_str(&value);
-            })
-            .or_insert_with(|| value.into_owned());
-    }
-    out
-}
-
-/// DPoP `htu`: `https://host/path`, no query.
-pub(crate) fn htu(host: Option<&str>, path: &str) -> Option<String> {
-    let host = host?.trim();
-    if host.is_empty() || host.contains(['/', ' ', '?', '#', '@']) {
-        return None;
-    }
-    let path = path.split(['?', '#']).next().unwrap_or("/");
-    let sep = if path.starts_with('/') { "" } else { "/" };
-    Some(format!("https://{host}{sep}{path}"))
 }
 
 /// The handler failing: what API Gateway turns into 401 / 500.
