@@ -6,6 +6,10 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
+# cargo-lambda and cfn-lint, at the versions pinned in scripts/tools-requirements.txt,
+# which `make deps` installs into this venv (scripts/install-lambda-tools.sh).
+# Recipes run them from here, ahead of any other version on PATH.
+TOOLS_BIN := $(CURDIR)/.tools/venv/bin
 
 .PHONY: help deps build release lambda-build lint unit reference-diff cfn-lint lambda-test e2e test demo bench load stack-up stack-down clean
 
@@ -16,7 +20,8 @@ help:
 	@echo "make load         load script against the running local stack (scripts/load.sh)"
 	@echo "make stack-up / stack-down   the local stack alone"
 
-# System packages and tools (apt, npm, pip), installed only when missing.
+# System packages (apt) and node_modules (npm ci) when missing; the pinned
+# Python-packaged tools into .tools/venv unless present at their versions.
 deps:
 	@scripts/install-deps.sh
 
@@ -28,7 +33,7 @@ release:
 
 # The bootstrap that SAM (rust-cargolambda) expects, native arch.
 lambda-build: deps
-	$(CARGO) lambda build --release
+	PATH="$(TOOLS_BIN):$$PATH" $(CARGO) lambda build --release
 	@ls -l target/lambda/certbound/bootstrap
 
 lint:
@@ -44,7 +49,7 @@ reference-diff: build
 	python3 scripts/reference_diff.py --bin target/debug/certbound
 
 cfn-lint: deps
-	cfn-lint template.yaml
+	$(TOOLS_BIN)/cfn-lint template.yaml
 
 lambda-test: lambda-build
 	python3 scripts/lambda_runtime_test.py --bin target/lambda/certbound/bootstrap

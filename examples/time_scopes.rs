@@ -8,7 +8,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use certbound::fronts::{cli::load_config, lambda};
+use certbound::bootstrap::{start_from_process_env, Ready};
+use certbound::fronts::lambda;
 use certbound::{
     AuthRequest, Authorizer, Context, IntrospectionError, IntrospectionRequest,
     IntrospectionResponse, Introspector, Settings, StandardAuthorizer, Verdict,
@@ -31,7 +32,10 @@ impl Authorizer for TimeAuthorizer {
     }
 
     async fn determine_scopes(&self, request: &AuthRequest) -> Option<Vec<String>> {
-        if request.method == "GET" && request.path == "/time" {
+        // `path` is normalised (decoded, dot segments resolved, no stage, no
+        // query): `/time/`, `/x/../time` and `/%74ime` all read `/time`.
+        // HEAD is a GET for access purposes.
+        if matches!(request.method.as_str(), "GET" | "HEAD") && request.path == "/time" {
             return Some(vec!["time:query".to_owned()]);
         }
         self.inner.determine_scopes(request).await
@@ -55,9 +59,7 @@ impl Authorizer for TimeAuthorizer {
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     certbound::logging::init();
-    let config = load_config().await?;
-    let authorizer = TimeAuthorizer {
-        inner: config.build_authorizer()?,
-    };
+    let Ready { config, authorizer } = start_from_process_env().await?;
+    let authorizer = TimeAuthorizer { inner: authorizer };
     lambda::run(Arc::new(authorizer), config.http_api_response).await
 }

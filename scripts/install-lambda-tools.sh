@@ -1,94 +1,90 @@
 #!/usr/bin/env bash
-# Installs the tools certbound's AWS deployment needs, only when missing:
+# Installs the Python-packaged tools certbound's checks and AWS deployment
+# need, at the versions pinned in scripts/tools-requirements.txt, into a
+# virtualenv of their own, .tools/venv (git-ignored):
 #   cargo-lambda  (PyPI wheel: the cargo-lambda binary plus ziglang, for
-#                  `cargo lambda build --release --arm64` and `sam build`)
+#                  `cargo lambda build`, `cargo lambda watch` and `sam build`)
 #   cfn-lint      (lints template.yaml offline)
-# then prints their versions. Safe to run again: a tool that already works is
-# left alone.
+# The Makefile and scripts/lambda_runtime_test.py run them from .tools/venv/bin,
+# so another version on PATH (a pyenv shim, a user install) is never used.
 #
-# "Works" means the command really runs and exits 0. A pyenv shim can exist on
-# PATH for a tool that is installed only in another Python version (the shim
-# then fails with "command not found"), so `command -v` is not enough.
+# Idempotent: when the venv holds exactly the pinned packages at their
+# versions it does nothing but say so (a fraction of a second). Otherwise (no
+# venv, a broken one, a version or a package that differs) the venv is made
+# anew from the pins, so it never keeps leftovers of an older set.
 #
 # Environment:
-#   PYTHON   interpreter whose pip installs the tools (default: python3)
+#   PYTHON   interpreter the venv is made from (default: python3; 3.11 or newer,
+#            which the pinned versions need)
 set -euo pipefail
 
+repo=$(cd "$(dirname "$0")/.." && pwd)
+req=$repo/scripts/tools-requirements.txt
+venv=$repo/.tools/venv
 PYTHON=${PYTHON:-python3}
 
 say() { printf 'install-lambda-tools: %s\n' "$*" >&2; }
-runs() { "$@" >/dev/null 2>&1; }
+die() { say "$*"; exit 1; }
 
-cargo_lambda_works() { runs cargo lambda --version; }
-cfn_lint_works() { runs cfn-lint --version; }
+# pins_ok: the venv's Python runs and holds exactly the NAME==VERSION lines of
+# $req (besides pip and setuptools); otherwise names what differs, on stderr.
+pins_ok() {
+  [ -x "$venv/bin/python" ] || return 1
+  "$venv/bin/python" - "$req" <<'PY'
+import re
+import sys
+from importlib.metadata import distributions
 
-if ! runs "$PYTHON" -c 'import sys'; then
-  say "no working Python interpreter ('$PYTHON'); set PYTHON=/path/to/python3"
-  exit 1
-fi
 
-# Where pip puts console scripts for this interpreter; make sure a fresh
-# install is found even if that directory is not on PATH yet.
-orig_path=$PATH
-scripts_dir=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
-user_scripts_dir=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_path("scripts", "posix_user"))' 2>/dev/null || true)
-export PATH="$PATH:$scripts_dir${user_scripts_dir:+:$user_scripts_dir}"
+def norm(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
 
-rehash() {
-  hash -r
-  if command -v pyenv >/dev/null 2>&1; then pyenv rehash >/dev/null 2>&1 || true; fi
+
+pinned = {}
+for line in open(sys.argv[1]):
+    name, sep, version = line.split("#", 1)[0].strip().partition("==")
+    if sep:
+        pinned[norm(name)] = (name, version)
+have = {norm(d.metadata["Name"]): d.version for d in distributions()}
+diff = [f"{name} {have.get(key, 'missing')} (pinned: {version})"
+        for key, (name, version) in pinned.items() if have.get(key) != version]
+diff += [f"{key} {version} (not pinned)" for key, version in sorted(have.items())
+         if key not in pinned and key not in ("pip", "setuptools")]
+if diff:
+    print("install-lambda-tools: .tools/venv differs: " + ", ".join(diff), file=sys.stderr)
+    sys.exit(1)
+PY
 }
 
-missing=()
-cargo_lambda_works || missing+=(cargo-lambda)
-cfn_lint_works || missing+=(cfn-lint)
+summary() {
+  printf 'pinned tools in %s: %s\n' "${venv#"$repo"/}" \
+    "$(grep -hE '^(cargo-lambda|cfn-lint)==' "$req" | paste -sd ' ')"
+}
 
-if ((${#missing[@]} > 0)); then
-  say "installing: ${missing[*]} (with $("$PYTHON" --version 2>&1))"
-  if ! "$PYTHON" -m pip install --quiet --disable-pip-version-check "${missing[@]}"; then
-    # Debian/Ubuntu system Pythons refuse pip installs (PEP 668): use pipx.
-    if command -v pipx >/dev/null 2>&1; then
-      say "pip refused; trying pipx"
-      for pkg in "${missing[@]}"; do pipx install "$pkg"; done
-      export PATH="$PATH:${PIPX_BIN_DIR:-$HOME/.local/bin}"
-    else
-      say "pip install failed and pipx is not available;"
-      say "use a virtualenv or pyenv Python (PYTHON=...), or install pipx"
-      exit 1
-    fi
+if [ -d "$venv" ]; then
+  if pins_ok; then
+    summary
+    exit 0
   fi
-  rehash
+  rm -rf "$venv"
 fi
 
-status=0
-if cargo_lambda_works; then
-  printf 'cargo-lambda: %s\n' "$(cargo lambda --version 2>&1 | head -n1)"
-elif [[ -x "$scripts_dir/cargo-lambda" ]]; then
-  say "cargo-lambda is installed in $scripts_dir but 'cargo lambda' does not run:"
-  say "is cargo on PATH (rustup), and does PATH reach $scripts_dir/cargo-lambda"
-  say "(found: $(command -v cargo-lambda || echo none))?"
-  status=1
-else
-  say "cargo-lambda does not run after installation"
-  status=1
-fi
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+  || die "'$PYTHON' is missing or older than Python 3.11 (the pinned tools need 3.11+); set PYTHON=/path/to/python3.11"
 
-if cfn_lint_works; then
-  printf 'cfn-lint: %s\n' "$(cfn-lint --version 2>&1 | head -n1)"
-elif runs "$scripts_dir/cfn-lint" --version; then
-  say "cfn-lint is installed ($("$scripts_dir/cfn-lint" --version 2>&1 | head -n1)) but the"
-  say "'cfn-lint' found first on PATH ($(command -v cfn-lint || echo none)) does not run;"
-  say "put $scripts_dir first in PATH, or run $scripts_dir/cfn-lint"
-  status=1
-else
-  say "cfn-lint does not run after installation (is $scripts_dir on PATH?)"
-  status=1
-fi
+mkdir -p "$repo/.tools"
+log=$repo/.tools/install.log
+say "creating $venv (with $("$PYTHON" --version 2>&1))"
+"$PYTHON" -m venv "$venv" >"$log" 2>&1 || {
+  rm -rf "$venv"
+  die "cannot create $venv (see $log); on Debian/Ubuntu: apt-get install python3-venv (make deps does)"
+}
 
-# Only worth a note if the tools are not reachable through the caller's PATH
-# (with pyenv, its shims already cover the version's bin directory).
-if ! (PATH=$orig_path; hash -r; cargo_lambda_works && cfn_lint_works); then
-  say "note: add $scripts_dir to PATH for later shells"
-fi
+say "installing $(basename "$req") into $venv"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$req"
+pins_ok || die "$venv still differs from $req after installing"
 
-exit "$status"
+# Prove that the installed tools run.
+"$venv/bin/cfn-lint" --version >/dev/null || die "$venv/bin/cfn-lint does not run"
+"$venv/bin/cargo-lambda" lambda --version >/dev/null || die "$venv/bin/cargo-lambda does not run"
+summary

@@ -29,6 +29,10 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# cargo-lambda at the version pinned in scripts/tools-requirements.txt, which
+# `make deps` installs there; first on PATH, so cargo runs it and not another
+# cargo-lambda on PATH.
+TOOLS_BIN = os.path.join(REPO, ".tools", "venv", "bin")
 API_KEY, API_SECRET = "5593494639", "double-secret"
 EVENT_TOKEN = "Mx9c3Ufo1kcbl4Jd0Vn3nqGNM2vA3hT2-_8sWl2aHno"
 
@@ -143,10 +147,13 @@ class Emulator:
     """`cargo lambda watch --only-lambda-apis`: the Runtime API, no function."""
 
     def __init__(self, log):
+        if not os.access(os.path.join(TOOLS_BIN, "cargo-lambda"), os.X_OK):
+            sys.exit(f"{TOOLS_BIN}/cargo-lambda is missing: run `make deps` (scripts/install-lambda-tools.sh)")
         self.port = free_port()
+        env = dict(os.environ, PATH=TOOLS_BIN + os.pathsep + os.environ.get("PATH", ""))
         self.proc = subprocess.Popen(
             ["cargo", "lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", str(self.port)],
-            cwd=REPO, stdout=log, stderr=log)
+            cwd=REPO, env=env, stdout=log, stderr=log)
         self.ready = wait_port(self.port)
 
     def stop(self):

@@ -10,12 +10,16 @@ die() { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
 
 nginx_bin() { command -v nginx 2>/dev/null || echo /usr/sbin/nginx; }
 
-# Install nginx/openssl/curl with apt only when missing; node and python3 must exist.
+# Install nginx/openssl/curl, and Python's venv module (the pinned tools and the
+# reference diff run in virtualenvs), with apt only when missing; node and
+# python3 must exist.
 ensure_tools() {
   local missing=()
   [ -x "$(nginx_bin)" ] || missing+=(nginx)
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
+  # Debian/Ubuntu ship ensurepip, which `python3 -m venv` needs, as python3-venv.
+  python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
   if [ "${#missing[@]}" -gt 0 ]; then
     [ "$(id -u)" = 0 ] || die "missing ${missing[*]}; install them: sudo apt-get install -y ${missing[*]}"
     mkdir -p "$STACK_LOGS"

@@ -1,9 +1,10 @@
 //! The [`Authorizer`] trait, its hooks, and the one flow every front runs:
 //!
 //! ```text
-//! on_enter → determine_scopes → introspect (or a local answer when the
-//! request has no usable token/cert) → on_introspection | on_introspection_error
-//! → context → update_policy_context → decision →
+//! on_enter → determine_scopes → request checks (a local answer when the
+//! request cannot succeed) → backend → the core's decision (binding, expiry,
+//! scopes) → on_introspection | on_introspection_error → context →
+//! update_policy_context → verdict →
 //! on_allow | on_deny | on_unauthorized | on_internal_server_error
 //! ```
 //!
@@ -11,19 +12,19 @@
 //! rest to a [`StandardAuthorizer`] you hold (see `examples/`).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
-use crate::introspection::{
+use crate::backends::{
     Action, IntrospectionError, IntrospectionRequest, IntrospectionResponse, Introspector,
 };
-use crate::request::{AuthRequest, CredentialsError, PresentedCert};
+use crate::decision::{self, Facts, Validation};
+use crate::request::AuthRequest;
 use crate::scopes::ScopeRules;
-use crate::verdict::{
-    challenge, server_error_challenge, Context, Decision, Verdict, ANONYMOUS_PRINCIPAL,
-};
+use crate::verdict::{Challenge, Context, Decision, Verdict, ANONYMOUS_PRINCIPAL};
 
 /// Behaviour switches shared by every front.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +37,8 @@ pub struct Settings {
     pub context_debug: bool,
     /// `realm` for the challenges certbound builds itself.
     pub realm: Option<String>,
+    /// What the core requires of every token (binding, leeway, scope default).
+    pub validation: Validation,
 }
 
 impl Default for Settings {
@@ -44,6 +47,7 @@ impl Default for Settings {
             policy: true,
             context_debug: false,
             realm: None,
+            validation: Validation::default(),
         }
     }
 }
@@ -61,7 +65,11 @@ pub trait Authorizer: Send + Sync {
     /// Called first, before anything is decided.
     async fn on_enter(&self, _request: &AuthRequest) {}
 
-    /// The scopes the call needs (`None`: no requirement).
+    /// The scopes the call needs: `Some(scopes)` (possibly empty) when a
+    /// rule covers the request, `None` when none does — the core then
+    /// applies `CERTBOUND_SCOPE_DEFAULT` (`none`: no scope required;
+    /// `deny`: refused). Compare [`AuthRequest::path`] (normalised) or
+    /// [`AuthRequest::route`], never the raw path.
     async fn determine_scopes(&self, _request: &AuthRequest) -> Option<Vec<String>> {
         None
     }
@@ -149,24 +157,37 @@ impl Authorizer for StandardAuthorizer {
     }
 
     async fn determine_scopes(&self, request: &AuthRequest) -> Option<Vec<String>> {
-        self.scope_rules.required(&request.method, &request.path)
+        let target = request.target.as_ref().ok()?;
+        self.scope_rules.required(&request.method, target)
     }
 }
 
 /// Runs the whole flow for one request. Never panics on input, never
-/// allows unless introspection said `OK`.
+/// allows unless the backend vouched for the token and the core's checks
+/// (binding, expiry, scopes) passed.
 pub async fn authorize<A: Authorizer + ?Sized>(authorizer: &A, request: &AuthRequest) -> Verdict {
     let settings = authorizer.settings();
     authorizer.on_enter(request).await;
     let scopes = authorizer.determine_scopes(request).await;
-    let introspection = introspection_request(request, scopes);
+    let introspection = introspection_request(request, scopes.clone());
+    let backend = authorizer.introspector();
+    let facts = Facts {
+        request,
+        scopes: scopes.as_deref(),
+        backend_verifies_dpop: backend.verifies_dpop(),
+        realm: settings.realm.as_deref(),
+    };
 
     let started = Instant::now();
-    let result = match local_answer(request, settings.realm.as_deref()) {
-        Some(answer) => Ok(answer),
-        None => authorizer.introspector().introspect(&introspection).await,
+    let (result, asked) = match decision::before_backend(&facts, &settings.validation) {
+        Some(local) => (Ok(local), false),
+        None => {
+            let answer = backend.introspect(&introspection).await;
+            let result = answer.map(|a| decision::decide(&facts, &settings.validation, a, now()));
+            (result, true)
+        }
     };
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let latency_ms = asked.then(|| started.elapsed().as_secs_f64() * 1000.0);
     match &result {
         Ok(r) => {
             authorizer
@@ -180,7 +201,21 @@ pub async fn authorize<A: Authorizer + ?Sized>(authorizer: &A, request: &AuthReq
         }
     }
 
-    let mut context = build_context(request, &introspection, &result, settings);
+    let (reason, challenge) = match &result {
+        Ok(r) if r.action == Action::Ok => (None, None),
+        Ok(r) => (r.reason, r.challenge.clone()),
+        Err(e) => (
+            Some(e.reason()),
+            Some(server_error_challenge(request, settings, e)),
+        ),
+    };
+    let mut context = build_context(
+        request,
+        &introspection,
+        &result,
+        settings,
+        challenge.as_ref(),
+    );
     authorizer
         .update_policy_context(request, &introspection, result.as_ref(), &mut context)
         .await;
@@ -191,14 +226,12 @@ pub async fn authorize<A: Authorizer + ?Sized>(authorizer: &A, request: &AuthReq
     let verdict = Verdict {
         decision,
         action,
+        reason,
         principal_id: response
             .and_then(|r| r.subject.clone().or_else(|| r.client_id.clone()))
             .unwrap_or_else(|| ANONYMOUS_PRINCIPAL.to_owned()),
         resource: request.resource.clone(),
-        challenge: match decision {
-            Decision::Allow => None,
-            _ => context.get("challenge").map(ToString::to_string),
-        },
+        challenge,
         dpop_nonce: response.and_then(|r| r.dpop_nonce.clone()),
         context,
     };
@@ -214,6 +247,13 @@ pub async fn authorize<A: Authorizer + ?Sized>(authorizer: &A, request: &AuthReq
     verdict
 }
 
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 /// Builds the backend-neutral introspection request.
 fn introspection_request(
     request: &AuthRequest,
@@ -221,7 +261,7 @@ fn introspection_request(
 ) -> IntrospectionRequest {
     let (token, scheme) = match &request.credentials {
         Ok(c) => (c.token.clone(), c.scheme),
-        Err(_) => (String::new(), request.scheme()),
+        Err(_) => (SecretString::from(""), request.scheme()),
     };
     IntrospectionRequest {
         token,
@@ -234,34 +274,19 @@ fn introspection_request(
     }
 }
 
-/// Answers requests that cannot succeed without asking the AS: no token, a
-/// malformed `Authorization` header, an unreadable client certificate.
-fn local_answer(request: &AuthRequest, realm: Option<&str>) -> Option<IntrospectionResponse> {
-    let scheme = request.scheme();
-    let bad = |code: &str, message: &str, error: Option<&str>| {
-        let description = error.map(|_| message);
-        Some(IntrospectionResponse::local(
-            Action::BadRequest,
-            code,
-            message,
-            Some(challenge(scheme, realm, error, description, None)),
-        ))
-    };
-    match (&request.credentials, &request.client_cert) {
-        // RFC 6750 §3.1: no error code when no credentials were sent.
-        (Err(CredentialsError::Missing), _) => bad("certbound.no_token", "no access token", None),
-        (Err(e), _) => bad(
-            "certbound.malformed_authorization",
-            &e.to_string(),
-            Some("invalid_request"),
-        ),
-        (Ok(_), PresentedCert::Invalid(e)) => bad(
-            "certbound.invalid_client_certificate",
-            &format!("client certificate is unreadable: {e}"),
-            Some("invalid_request"),
-        ),
-        _ => None,
-    }
+/// The challenge used when the backend itself failed.
+fn server_error_challenge(
+    request: &AuthRequest,
+    settings: &Settings,
+    e: &IntrospectionError,
+) -> Challenge {
+    Challenge::new(request.scheme())
+        .with_realm(settings.realm.as_deref())
+        .with("error", "server_error")
+        .with(
+            "error_description",
+            format!("token introspection failed ({})", e.kind()),
+        )
 }
 
 /// The context: only flat values, keys absent rather than null.
@@ -270,14 +295,21 @@ fn build_context(
     introspection: &IntrospectionRequest,
     result: &Result<IntrospectionResponse, IntrospectionError>,
     settings: &Settings,
+    challenge: Option<&Challenge>,
 ) -> Context {
     let mut ctx = Context::new();
     if let Some(cert) = request.client_cert.cert() {
         ctx.insert("cert_thumbprint".into(), cert.thumbprint().into());
     }
+    if let Some(challenge) = challenge {
+        ctx.insert("challenge".into(), challenge.to_string().into());
+    }
     match result {
         Ok(r) => {
             ctx.insert("action".into(), r.action.as_str().into());
+            if let Some(reason) = r.reason {
+                ctx.insert("reason".into(), reason.as_str().into());
+            }
             if let Some(m) = &r.result_message {
                 ctx.insert("resultMessage".into(), m.as_str().into());
             }
@@ -293,40 +325,20 @@ fn build_context(
             if let Some(ms) = r.expires_at_ms {
                 ctx.insert("exp".into(), (ms / 1000).into());
             }
-            if r.action != Action::Ok {
-                let value = r.response_content.clone().unwrap_or_else(|| {
-                    let error = match r.action {
-                        Action::BadRequest => "invalid_request",
-                        Action::Forbidden => "insufficient_scope",
-                        Action::InternalServerError => "server_error",
-                        _ => "invalid_token",
-                    };
-                    challenge(
-                        request.scheme(),
-                        settings.realm.as_deref(),
-                        Some(error),
-                        None,
-                        None,
-                    )
-                });
-                ctx.insert("challenge".into(), value.into());
-            }
         }
         Err(e) => {
+            ctx.insert("reason".into(), e.reason().as_str().into());
             ctx.insert(
                 "introspection_exception".into(),
                 format!("{}: {e}", e.kind()).into(),
             );
-            ctx.insert(
-                "challenge".into(),
-                server_error_challenge(request.scheme(), settings.realm.as_deref(), e).into(),
-            );
         }
     }
     if settings.context_debug {
+        let token = introspection.token.expose_secret();
         let redacted = json!({
-            "token": if introspection.token.is_empty() { None } else {
-                Some(format!("<redacted sha256:{}>", crate::request::token_hash(&introspection.token)))
+            "token": if token.is_empty() { None } else {
+                Some(format!("<redacted sha256:{}>", crate::request::token_hash(token)))
             },
             "scheme": introspection.scheme.to_string(),
             "scopes": introspection.scopes,
@@ -349,13 +361,14 @@ fn log_decision(
     request: &AuthRequest,
     verdict: &Verdict,
     result: &Result<IntrospectionResponse, IntrospectionError>,
-    latency_ms: f64,
+    latency_ms: Option<f64>,
 ) {
     let response = result.as_ref().ok();
     let error = result.as_ref().err().map(ToString::to_string);
     tracing::info!(
         target: "certbound::decision",
         verdict = verdict.decision.as_str(),
+        reason = verdict.reason.map(|r| r.as_str()),
         action = verdict.action.map(|a| a.as_str()),
         result_code = response.and_then(|r| r.result_code.as_deref()),
         client_id = response.and_then(|r| r.client_id.as_deref()),
@@ -364,8 +377,9 @@ fn log_decision(
         cert_thumbprint = request.client_cert.cert().map(|c| c.thumbprint()),
         method = %request.method,
         path = %request.path,
+        route = request.route.as_deref(),
         request_id = request.request_id.as_deref(),
-        introspection_ms = (latency_ms * 1000.0).round() / 1000.0,
+        introspection_ms = latency_ms.map(|ms| (ms * 1000.0).round() / 1000.0),
         error = error.as_deref(),
         "decision"
     );

@@ -1,19 +1,23 @@
-//! Environment → typed configuration. Every error names the variable.
+//! Environment → typed configuration. Every error names the variable; no
+//! error message holds a secret.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::authorizer::{Settings, StandardAuthorizer};
-use crate::introspection::authlete::{ApiVersion, AuthleteConfig, AuthleteIntrospector};
-use crate::introspection::http::{build_client, HttpSettings};
-use crate::introspection::rfc7662::{Rfc7662Config, Rfc7662Introspector};
-use crate::introspection::Introspector;
-use crate::scopes::ScopeRules;
+use secrecy::SecretString;
+
+use crate::authorizer::Settings;
+use crate::backends::authlete::{ApiVersion, AuthleteConfig};
+use crate::backends::rfc7662::Rfc7662Config;
+use crate::cert::CertFormat;
+use crate::decision::{BindingPolicy, ScopeDefault, Validation, DEFAULT_LEEWAY_S};
+use crate::scopes::{RulesError, ScopeRules};
+use crate::transport::HttpSettings;
 
 /// A configuration problem, naming the variable at fault.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// A required variable is not set (or empty).
     #[error("{0} is not set")]
@@ -26,6 +30,15 @@ pub enum ConfigError {
         /// Why.
         reason: String,
     },
+    /// The scope rules are not usable.
+    #[error("{var} is invalid: {source}")]
+    Rules {
+        /// The variable.
+        var: &'static str,
+        /// What is wrong with the rules.
+        #[source]
+        source: RulesError,
+    },
 }
 
 fn invalid(var: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -35,8 +48,9 @@ fn invalid(var: &'static str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
-/// Which introspection backend to use.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which backend to use.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum BackendConfig {
     /// Authlete's `/auth/introspection` API.
     Authlete(AuthleteConfig),
@@ -53,6 +67,54 @@ pub enum HttpApiResponse {
     Simple,
 }
 
+/// Which proxy calls `certbound serve`, and so where the original method
+/// and URI come from (`CERTBOUND_PROXY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProxyKind {
+    /// nginx `auth_request`: `X-Original-Method` / `X-Original-URI`.
+    Nginx,
+    /// Traefik `forwardAuth`: `X-Forwarded-Method` / `X-Forwarded-Uri`.
+    Traefik,
+    /// Envoy `ext_authz` (HTTP service): the request's own method and path,
+    /// minus `CERTBOUND_PATH_PREFIX`.
+    Envoy,
+}
+
+impl ProxyKind {
+    /// The headers holding the original method and URI (`None` for Envoy).
+    pub fn original_headers(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            ProxyKind::Nginx => Some(("x-original-method", "x-original-uri")),
+            ProxyKind::Traefik => Some(("x-forwarded-method", "x-forwarded-uri")),
+            ProxyKind::Envoy => None,
+        }
+    }
+
+    /// The certificate format this proxy uses by default.
+    pub fn default_cert_format(self) -> CertFormat {
+        match self {
+            ProxyKind::Nginx => CertFormat::Nginx,
+            ProxyKind::Traefik => CertFormat::Traefik,
+            ProxyKind::Envoy => CertFormat::Xfcc,
+        }
+    }
+}
+
+/// `certbound serve` settings.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Who calls us.
+    pub proxy: ProxyKind,
+    /// How the certificate header is encoded.
+    pub cert_format: CertFormat,
+    /// The trusted header holding the client certificate.
+    pub cert_header: http::HeaderName,
+    /// Envoy: the `path_prefix` of the `http_service` (stripped from the
+    /// path; requests outside it are not authorization requests).
+    pub path_prefix: Option<String>,
+}
+
 /// Everything certbound reads from the environment.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -60,14 +122,14 @@ pub struct Config {
     pub backend: BackendConfig,
     /// Transport settings.
     pub http: HttpSettings,
-    /// Decision/context switches.
+    /// Decision/context switches and the validation policy.
     pub settings: Settings,
     /// HTTP API v2 answer format.
     pub http_api_response: HttpApiResponse,
     /// Scope rules for the default `determine_scopes`.
     pub scope_rules: ScopeRules,
-    /// Header holding the client certificate in `serve` mode.
-    pub cert_header: http::HeaderName,
+    /// `certbound serve` settings.
+    pub serve: ServeConfig,
 }
 
 /// Reads variables from a lookup function (the process environment, or a
@@ -94,7 +156,10 @@ impl<'a> Env<'a> {
     }
 
     /// Values from `overlay` win over this environment.
-    pub fn with_overlay(self, overlay: HashMap<String, String>) -> Env<'a> {
+    pub fn with_overlay<'b>(&'b self, overlay: &'b HashMap<String, String>) -> Env<'b>
+    where
+        'a: 'b,
+    {
         Env {
             lookup: Box::new(move |k| overlay.get(k).cloned().or_else(|| (self.lookup)(k))),
         }
@@ -150,11 +215,6 @@ impl<'a> Env<'a> {
 }
 
 impl Config {
-    /// Reads the process environment.
-    pub fn from_process_env() -> Result<Self, ConfigError> {
-        Self::from_env(&Env::process())
-    }
-
     /// Reads any [`Env`].
     pub fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
         let backend = match env
@@ -182,6 +242,7 @@ impl Config {
             policy: env.bool("CERTBOUND_POLICY", true)?,
             context_debug: env.bool("CERTBOUND_CONTEXT_DEBUG", false)?,
             realm: env.get("CERTBOUND_REALM"),
+            validation: validation(env)?,
         };
         let http_api_response = match env
             .get("CERTBOUND_HTTP_API_RESPONSE")
@@ -206,52 +267,155 @@ impl Config {
                     "CERTBOUND_SCOPE_RULES",
                     "set either CERTBOUND_SCOPE_RULES or CERTBOUND_SCOPE_RULES_INLINE, not both",
                 )),
-                (Some(path), None) => ScopeRules::load(path.as_ref())
-                    .map_err(|e| invalid("CERTBOUND_SCOPE_RULES", e.to_string()))?,
-                (None, Some(text)) => ScopeRules::from_toml(&text)
-                    .map_err(|e| invalid("CERTBOUND_SCOPE_RULES_INLINE", e.to_string()))?,
+                (Some(path), None) => {
+                    ScopeRules::load(path.as_ref()).map_err(|source| ConfigError::Rules {
+                        var: "CERTBOUND_SCOPE_RULES",
+                        source,
+                    })?
+                }
+                (None, Some(text)) => {
+                    ScopeRules::from_toml(&text).map_err(|source| ConfigError::Rules {
+                        var: "CERTBOUND_SCOPE_RULES_INLINE",
+                        source,
+                    })?
+                }
                 (None, None) => ScopeRules::default(),
             };
-        let cert_header = env
-            .get("CERTBOUND_CERT_HEADER")
-            .unwrap_or_else(|| "x-ssl-cert".into());
-        let cert_header = http::HeaderName::from_bytes(cert_header.as_bytes()).map_err(|_| {
-            invalid(
-                "CERTBOUND_CERT_HEADER",
-                format!("{cert_header:?} is not a header name"),
-            )
-        })?;
         Ok(Self {
             backend,
             http,
             settings,
             http_api_response,
             scope_rules,
-            cert_header,
+            serve: serve(env)?,
         })
     }
+}
 
-    /// Builds the introspection backend (one HTTP client, reused).
-    pub fn build_introspector(&self) -> Result<Arc<dyn Introspector>, ConfigError> {
-        let client = build_client(&self.http)
-            .map_err(|e| invalid("CERTBOUND_INTROSPECTION_CA_FILE", e.to_string()))?;
-        Ok(match &self.backend {
-            BackendConfig::Authlete(c) => Arc::new(AuthleteIntrospector::new(client, c.clone())),
-            BackendConfig::Rfc7662(c) => Arc::new(Rfc7662Introspector::new(
-                client,
-                c.clone(),
-                self.settings.realm.clone(),
-            )),
-        })
+fn validation(env: &Env<'_>) -> Result<Validation, ConfigError> {
+    let binding = match env
+        .get("CERTBOUND_REQUIRE_BINDING")
+        .map(|v| v.to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("true" | "1" | "yes" | "on" | "certificate") => BindingPolicy::Certificate,
+        Some("certificate-or-dpop") => BindingPolicy::CertificateOrDpop,
+        Some("false" | "0" | "no" | "off") => BindingPolicy::Off,
+        Some(other) => {
+            return Err(invalid(
+                "CERTBOUND_REQUIRE_BINDING",
+                format!("{other:?} is not true (= certificate), certificate-or-dpop or false"),
+            ))
+        }
+    };
+    let leeway_s = match env.get("CERTBOUND_LEEWAY_S") {
+        None => DEFAULT_LEEWAY_S,
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|s| (0..=300).contains(s))
+            .ok_or_else(|| {
+                invalid(
+                    "CERTBOUND_LEEWAY_S",
+                    format!("{v:?} is not a whole number of seconds in 0..=300"),
+                )
+            })?,
+    };
+    let scope_default = match env
+        .get("CERTBOUND_SCOPE_DEFAULT")
+        .map(|v| v.to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("none") => ScopeDefault::None,
+        Some("deny") => ScopeDefault::Deny,
+        Some(other) => {
+            return Err(invalid(
+                "CERTBOUND_SCOPE_DEFAULT",
+                format!("{other:?} is not 'none' or 'deny'"),
+            ))
+        }
+    };
+    Ok(Validation {
+        binding,
+        leeway_s,
+        scope_default,
+    })
+}
+
+fn serve(env: &Env<'_>) -> Result<ServeConfig, ConfigError> {
+    let proxy = match env
+        .get("CERTBOUND_PROXY")
+        .map(|v| v.to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("nginx") => ProxyKind::Nginx,
+        Some("traefik") => ProxyKind::Traefik,
+        Some("envoy") => ProxyKind::Envoy,
+        Some(other) => {
+            return Err(invalid(
+                "CERTBOUND_PROXY",
+                format!("{other:?} is not nginx, traefik or envoy"),
+            ))
+        }
+    };
+    let cert_format = match env.get("CERTBOUND_CERT_FORMAT") {
+        None => proxy.default_cert_format(),
+        Some(v) => v
+            .parse::<CertFormat>()
+            .map_err(|e| invalid("CERTBOUND_CERT_FORMAT", e))?,
+    };
+    if cert_format == CertFormat::Pem {
+        return Err(invalid(
+            "CERTBOUND_CERT_FORMAT",
+            "raw PEM cannot travel in a header; use nginx, xfcc, rfc9440 or traefik",
+        ));
     }
-
-    /// Builds the ready-made authorizer for this configuration.
-    pub fn build_authorizer(&self) -> Result<StandardAuthorizer, ConfigError> {
-        Ok(
-            StandardAuthorizer::new(self.build_introspector()?, self.settings.clone())
-                .with_scope_rules(self.scope_rules.clone()),
+    let header = env
+        .get("CERTBOUND_CERT_HEADER")
+        .unwrap_or_else(|| cert_format.default_header().to_owned());
+    let cert_header = http::HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
+        invalid(
+            "CERTBOUND_CERT_HEADER",
+            format!("{header:?} is not a header name"),
         )
-    }
+    })?;
+    let path_prefix = match (proxy, env.get("CERTBOUND_PATH_PREFIX")) {
+        (ProxyKind::Envoy, None) => return Err(ConfigError::Missing("CERTBOUND_PATH_PREFIX")),
+        (ProxyKind::Envoy, Some(p)) => {
+            let valid = p.starts_with('/')
+                && p.len() > 1
+                && !p.ends_with('/')
+                && !"/healthz".starts_with(&p)
+                && !p.starts_with("/healthz")
+                && crate::route::normalize_path(&p).is_ok_and(|n| n.as_path() == p);
+            if !valid {
+                return Err(invalid(
+                    "CERTBOUND_PATH_PREFIX",
+                    format!(
+                        "{p:?} must be a normalised path such as /ext_authz (not /, not /healthz)"
+                    ),
+                ));
+            }
+            Some(p)
+        }
+        (_, Some(_)) => {
+            return Err(invalid(
+                "CERTBOUND_PATH_PREFIX",
+                "only used with CERTBOUND_PROXY=envoy",
+            ))
+        }
+        (_, None) => None,
+    };
+    Ok(ServeConfig {
+        proxy,
+        cert_format,
+        cert_header,
+        path_prefix,
+    })
+}
+
+fn secret(env: &Env<'_>, var: &'static str) -> Result<SecretString, ConfigError> {
+    env.require(var).map(SecretString::from)
 }
 
 fn authlete(env: &Env<'_>) -> Result<AuthleteConfig, ConfigError> {
@@ -272,8 +436,8 @@ fn authlete(env: &Env<'_>) -> Result<AuthleteConfig, ConfigError> {
     let base_url = env.url("AUTHLETE_BASE_URL")?;
     let api_key = env.require("AUTHLETE_SERVICE_APIKEY")?;
     let (api_secret, access_token) = match version {
-        ApiVersion::V2 => (Some(env.require("AUTHLETE_SERVICE_APISECRET")?), None),
-        ApiVersion::V3 => (None, Some(env.require("AUTHLETE_SERVICE_ACCESSTOKEN")?)),
+        ApiVersion::V2 => (Some(secret(env, "AUTHLETE_SERVICE_APISECRET")?), None),
+        ApiVersion::V3 => (None, Some(secret(env, "AUTHLETE_SERVICE_ACCESSTOKEN")?)),
     };
     Ok(AuthleteConfig {
         base_url,
@@ -288,8 +452,7 @@ fn rfc7662(env: &Env<'_>) -> Result<Rfc7662Config, ConfigError> {
     Ok(Rfc7662Config {
         endpoint: env.url("CERTBOUND_INTROSPECTION_ENDPOINT")?,
         client_id: env.require("CERTBOUND_INTROSPECTION_CLIENT_ID")?,
-        client_secret: env.require("CERTBOUND_INTROSPECTION_CLIENT_SECRET")?,
-        require_binding: env.bool("CERTBOUND_REQUIRE_BINDING", true)?,
+        client_secret: secret(env, "CERTBOUND_INTROSPECTION_CLIENT_SECRET")?,
     })
 }
 
@@ -320,7 +483,11 @@ mod tests {
         assert_eq!(c.http.connect_timeout, Duration::from_millis(1000));
         assert_eq!(c.http.timeout, Duration::from_millis(3000));
         assert_eq!(c.http_api_response, HttpApiResponse::Policy);
-        assert_eq!(c.cert_header, "x-ssl-cert");
+        assert_eq!(c.serve.cert_header, "x-ssl-cert");
+        assert_eq!(c.serve.proxy, ProxyKind::Nginx);
+        assert_eq!(c.serve.cert_format, CertFormat::Nginx);
+        assert_eq!(c.settings.validation, Validation::default());
+        assert_eq!(c.settings.validation.binding, BindingPolicy::Certificate);
         let bad = cfg(&[&V2[..], &[("CERTBOUND_CERT_HEADER", "x ssl")]].concat());
         assert!(bad
             .unwrap_err()
@@ -395,6 +562,57 @@ mod tests {
                 "CERTBOUND_INTROSPECTION_ENDPOINT is not set",
             ),
             (
+                [&V2[..], &[("CERTBOUND_REQUIRE_BINDING", "sometimes")]].concat(),
+                "CERTBOUND_REQUIRE_BINDING is invalid",
+            ),
+            (
+                [&V2[..], &[("CERTBOUND_LEEWAY_S", "3600")]].concat(),
+                "CERTBOUND_LEEWAY_S is invalid",
+            ),
+            (
+                [&V2[..], &[("CERTBOUND_SCOPE_DEFAULT", "allow")]].concat(),
+                "CERTBOUND_SCOPE_DEFAULT is invalid",
+            ),
+            (
+                [&V2[..], &[("CERTBOUND_PROXY", "haproxy")]].concat(),
+                "CERTBOUND_PROXY is invalid",
+            ),
+            (
+                [&V2[..], &[("CERTBOUND_CERT_FORMAT", "der")]].concat(),
+                "CERTBOUND_CERT_FORMAT is invalid",
+            ),
+            (
+                [&V2[..], &[("CERTBOUND_CERT_FORMAT", "pem")]].concat(),
+                "CERTBOUND_CERT_FORMAT is invalid",
+            ),
+            (
+                [&V2[..], &[("CERTBOUND_PROXY", "envoy")]].concat(),
+                "CERTBOUND_PATH_PREFIX is not set",
+            ),
+            (
+                [
+                    &V2[..],
+                    &[("CERTBOUND_PROXY", "envoy"), ("CERTBOUND_PATH_PREFIX", "/")],
+                ]
+                .concat(),
+                "CERTBOUND_PATH_PREFIX is invalid",
+            ),
+            (
+                [
+                    &V2[..],
+                    &[
+                        ("CERTBOUND_PROXY", "envoy"),
+                        ("CERTBOUND_PATH_PREFIX", "/health"),
+                    ],
+                ]
+                .concat(),
+                "CERTBOUND_PATH_PREFIX is invalid",
+            ),
+            (
+                [&V2[..], &[("CERTBOUND_PATH_PREFIX", "/authz")]].concat(),
+                "CERTBOUND_PATH_PREFIX is invalid",
+            ),
+            (
                 vec![
                     ("CERTBOUND_BACKEND", "RFC7662"),
                     ("CERTBOUND_INTROSPECTION_ENDPOINT", "https://as/introspect"),
@@ -427,5 +645,49 @@ mod tests {
         assert!(matches!(c.backend, BackendConfig::Authlete(ref a) if a.version == ApiVersion::V3));
         assert!(!c.settings.policy);
         assert_eq!(c.http_api_response, HttpApiResponse::Simple);
+    }
+
+    #[test]
+    fn serve_and_validation_settings() {
+        let c = cfg(&[
+            &V2[..],
+            &[
+                ("CERTBOUND_PROXY", "Envoy"),
+                ("CERTBOUND_PATH_PREFIX", "/ext_authz"),
+                ("CERTBOUND_REQUIRE_BINDING", "certificate-or-dpop"),
+                ("CERTBOUND_LEEWAY_S", "0"),
+                ("CERTBOUND_SCOPE_DEFAULT", "DENY"),
+            ],
+        ]
+        .concat())
+        .unwrap();
+        assert_eq!(c.serve.proxy, ProxyKind::Envoy);
+        assert_eq!(c.serve.cert_format, CertFormat::Xfcc);
+        assert_eq!(c.serve.cert_header, "x-forwarded-client-cert");
+        assert_eq!(c.serve.path_prefix.as_deref(), Some("/ext_authz"));
+        assert_eq!(
+            c.settings.validation,
+            Validation {
+                binding: BindingPolicy::CertificateOrDpop,
+                leeway_s: 0,
+                scope_default: ScopeDefault::Deny
+            }
+        );
+        let c = cfg(&[
+            &V2[..],
+            &[
+                ("CERTBOUND_PROXY", "traefik"),
+                ("CERTBOUND_CERT_FORMAT", "rfc9440"),
+                ("CERTBOUND_REQUIRE_BINDING", "false"),
+            ],
+        ]
+        .concat())
+        .unwrap();
+        assert_eq!(c.serve.cert_header, "client-cert");
+        assert_eq!(c.settings.validation.binding, BindingPolicy::Off);
+        assert!(
+            !format!("{c:?}").contains("s3cr3t"),
+            "Debug redacts secrets"
+        );
     }
 }

@@ -1,12 +1,17 @@
 //! What every front hands to the core: [`AuthRequest`], plus the parsing of
 //! the `Authorization` header and of API Gateway resource ARNs.
+//!
+//! Nothing here prints a token: the token is a [`SecretString`], header
+//! values and the raw event are wrapped so that `Debug` shows names only.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
+use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
-use crate::cert::{CertError, ClientCert};
+use crate::cert::{CertError, CertFormat, ClientCert};
+use crate::route::{normalize_path, PathError, RouteTarget};
 
 /// The authorization scheme of the presented token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,13 +31,14 @@ impl fmt::Display for Scheme {
     }
 }
 
-/// An access token and the scheme it came with.
-#[derive(Clone, PartialEq, Eq)]
+/// An access token and the scheme it came with. `Debug` shows the scheme
+/// and a hash prefix, never the token.
+#[derive(Clone)]
 pub struct Credentials {
     /// `Bearer` or `DPoP`.
     pub scheme: Scheme,
     /// The access token itself. Never log it: use [`Credentials::token_hash`].
-    pub token: String,
+    pub token: SecretString,
 }
 
 impl fmt::Debug for Credentials {
@@ -47,7 +53,7 @@ impl fmt::Debug for Credentials {
 impl Credentials {
     /// The first 8 hex digits of the token's SHA-256: safe to log.
     pub fn token_hash(&self) -> String {
-        token_hash(&self.token)
+        token_hash(self.token.expose_secret())
     }
 }
 
@@ -61,6 +67,7 @@ pub fn token_hash(token: &str) -> String {
 
 /// Why no usable token was found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CredentialsError {
     /// No `Authorization` header (or TOKEN-event value) at all.
     #[error("no Authorization header")]
@@ -91,7 +98,7 @@ pub fn parse_authorization(value: &str) -> Result<Credentials, CredentialsError>
     }
     Ok(Credentials {
         scheme,
-        token: token.to_owned(),
+        token: SecretString::from(token),
     })
 }
 
@@ -118,26 +125,89 @@ pub fn credentials_from_headers(
     }
 }
 
-/// The first value of a header, when it is text.
-pub fn single_header(map: &http::HeaderMap, name: &str) -> Option<String> {
-    map.get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+/// The value of a header that must appear at most once, as text: `Ok(None)`
+/// when absent, `Err` when repeated (even with the same value) or not text.
+pub fn single_header(map: &http::HeaderMap, name: &str) -> Result<Option<String>, HeaderError> {
+    let mut values = map.get_all(name).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(HeaderError::Repeated(name.to_owned()));
+    }
+    first
+        .to_str()
+        .map(|v| Some(v.to_owned()))
+        .map_err(|_| HeaderError::NotText(name.to_owned()))
 }
 
-/// All headers, names in lower case, repeated values comma-joined.
-pub fn header_map(map: &http::HeaderMap) -> BTreeMap<String, String> {
-    let mut out: BTreeMap<String, String> = BTreeMap::new();
-    for (name, value) in map {
-        let value = String::from_utf8_lossy(value.as_bytes());
-        out.entry(name.as_str().to_owned())
-            .and_modify(|v| {
-                v.push_str(", ");
-                v.push_str(&value);
-            })
-            .or_insert_with(|| value.into_owned());
+/// A header that cannot be read unambiguously. Messages name the header,
+/// never its value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeaderError {
+    /// Sent more than once.
+    #[error("header {0} sent more than once")]
+    Repeated(String),
+    /// Not visible ASCII.
+    #[error("header {0} is not text")]
+    NotText(String),
+    /// Required and absent.
+    #[error("header {0} is missing")]
+    Missing(String),
+}
+
+/// Request headers, names in lower case, repeated values comma-joined.
+/// `Debug` lists the names only (values may hold tokens).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Headers(BTreeMap<String, String>);
+
+impl Headers {
+    /// Copies a header map.
+    pub fn from_map(map: &http::HeaderMap) -> Self {
+        let mut out: BTreeMap<String, String> = BTreeMap::new();
+        for (name, value) in map {
+            let value = String::from_utf8_lossy(value.as_bytes());
+            out.entry(name.as_str().to_owned())
+                .and_modify(|v| {
+                    v.push_str(", ");
+                    v.push_str(&value);
+                })
+                .or_insert_with(|| value.into_owned());
+        }
+        Self(out)
     }
-    out
+}
+
+impl std::ops::Deref for Headers {
+    type Target = BTreeMap<String, String>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// The raw Lambda event, for hooks. `Debug` does not show it (it holds the
+/// token).
+#[derive(Clone, PartialEq)]
+pub struct RawEvent(pub serde_json::Value);
+
+impl std::ops::Deref for RawEvent {
+    type Target = serde_json::Value;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RawEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RawEvent(<redacted>)")
+    }
 }
 
 /// DPoP `htu`: `https://host/path`, no query.
@@ -164,11 +234,11 @@ pub enum PresentedCert {
 }
 
 impl PresentedCert {
-    /// Parses optional certificate data from a front.
-    pub fn from_optional(data: Option<&str>) -> Self {
+    /// Parses optional certificate data in a given format.
+    pub fn from_format(format: CertFormat, data: Option<&str>) -> Self {
         match data.map(str::trim) {
             None | Some("") => Self::Absent,
-            Some(text) => match ClientCert::parse(text.as_bytes()) {
+            Some(text) => match ClientCert::from_format(format, text) {
                 Ok(cert) => Self::Present(cert),
                 Err(e) => Self::Invalid(e),
             },
@@ -187,8 +257,10 @@ impl PresentedCert {
 /// Where a request came from (hooks may want to know).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
-    /// API Gateway REST API `REQUEST` authorizer (or HTTP API payload 1.0).
+    /// API Gateway REST API `REQUEST` authorizer.
     RestRequest,
+    /// API Gateway HTTP API payload 1.0 authorizer (REST-shaped).
+    HttpApiV1,
     /// API Gateway REST API `TOKEN` authorizer.
     RestToken,
     /// API Gateway HTTP API payload 2.0 authorizer.
@@ -210,36 +282,83 @@ pub struct AuthRequest {
     pub client_cert: PresentedCert,
     /// HTTP method of the protected call (upper case).
     pub method: String,
-    /// Path of the protected call, with a leading `/`, without query.
+    /// The normalised concrete path (see [`crate::route`]): decoded,
+    /// dot segments resolved, stage prefix removed, no query. Empty when
+    /// the path was refused (then [`AuthRequest::path_error`] says why).
+    /// Compare this one in hooks, never [`AuthRequest::raw_path`].
     pub path: String,
+    /// Why the concrete path was refused, if it was.
+    pub path_error: Option<PathError>,
+    /// The path exactly as received (may hold a query, encodings, dots).
+    pub raw_path: String,
+    /// API Gateway's route template (`/accounts/{id}/balances`), when the
+    /// event carries one.
+    pub route: Option<String>,
+    /// The path parameters API Gateway extracted for [`AuthRequest::route`].
+    pub path_parameters: HashMap<String, String>,
+    /// What scope rules are matched against: the route template with its
+    /// parameter values when there is one, else the concrete path.
+    pub target: Result<RouteTarget, PathError>,
     /// What a policy is about: the `methodArn` / `routeArn`, or the URI.
     pub resource: String,
     /// The target URI for DPoP (`htu`): scheme, host and path, no query.
     pub htu: Option<String>,
     /// Request headers, names in lower case (multiple values comma-joined).
-    pub headers: BTreeMap<String, String>,
+    pub headers: Headers,
     /// The raw Lambda event, for hooks that need more than the above.
-    pub event: Option<serde_json::Value>,
+    pub event: Option<RawEvent>,
     /// A request id for logs (Lambda request id or a generated one).
     pub request_id: Option<String>,
 }
 
 impl AuthRequest {
-    /// A request with the given method/path/resource and nothing else.
-    pub fn new(source: Source, method: &str, path: &str, resource: &str) -> Self {
-        Self {
+    /// A request with the given method, raw path and resource and nothing
+    /// else (no token, no certificate, no route template).
+    pub fn new(source: Source, method: &str, raw_path: &str, resource: &str) -> Self {
+        let mut r = Self {
             source,
             credentials: Err(CredentialsError::Missing),
             dpop_proof: None,
             client_cert: PresentedCert::Absent,
             method: method.to_ascii_uppercase(),
-            path: path.to_owned(),
+            path: String::new(),
+            path_error: None,
+            raw_path: String::new(),
+            route: None,
+            path_parameters: HashMap::new(),
+            target: Err(PathError::NotAbsolute),
             resource: resource.to_owned(),
             htu: None,
-            headers: BTreeMap::new(),
+            headers: Headers::default(),
             event: None,
             request_id: None,
-        }
+        };
+        r.set_path(raw_path, None, HashMap::new());
+        r
+    }
+
+    /// Sets the raw path and, when the event has one, the route template
+    /// and its parameters; computes [`AuthRequest::path`] and
+    /// [`AuthRequest::target`].
+    pub fn set_path(
+        &mut self,
+        raw_path: &str,
+        route: Option<&str>,
+        path_parameters: HashMap<String, String>,
+    ) {
+        self.raw_path = raw_path.to_owned();
+        let normalized = normalize_path(raw_path);
+        (self.path, self.path_error) = match &normalized {
+            Ok(p) => (p.as_path(), None),
+            Err(e) => (String::new(), Some(e.clone())),
+        };
+        let templated = route.and_then(|t| RouteTarget::from_template(t, &path_parameters));
+        self.target = match templated {
+            Some(t) => Ok(t),
+            None => normalized.map(|p| RouteTarget::from_path(&p)),
+        };
+        self.route = route.map(str::to_owned);
+        self.path_parameters = path_parameters;
     }
 
     /// The scheme for challenges: the presented one, else `Bearer`.
@@ -276,8 +395,9 @@ pub struct MethodArn {
 pub struct ArnError(pub String);
 
 impl MethodArn {
-    /// Splits like the reference: six `:` parts, the last into at most four
-    /// `/` parts. A missing path (root resource) reads as `/`.
+    /// Splits like the reference: six `:` parts, the last into four `/`
+    /// parts (`API/STAGE/METHOD/PATH…`). The path part must be there (the
+    /// root resource is `…/GET/`).
     pub fn parse(arn: &str) -> Result<Self, ArnError> {
         let err = || ArnError(arn.chars().take(200).collect());
         let parts: Vec<&str> = arn.splitn(6, ':').collect();
@@ -285,14 +405,14 @@ impl MethodArn {
             return Err(err());
         }
         let res: Vec<&str> = parts[5].splitn(4, '/').collect();
-        if res.len() < 3 || res[0].is_empty() || res[2].is_empty() {
+        if res.len() != 4 || res[0].is_empty() || res[1].is_empty() || res[2].is_empty() {
             return Err(err());
         }
         Ok(Self {
             api_id: res[0].to_owned(),
             stage: res[1].to_owned(),
             method: res[2].to_owned(),
-            path: format!("/{}", res.get(3).copied().unwrap_or("")),
+            path: format!("/{}", res[3]),
         })
     }
 }
@@ -303,7 +423,9 @@ mod tests {
 
     #[test]
     fn authorization_follows_the_reference_pattern() {
-        let ok = |v: &str| parse_authorization(v).map(|c| (c.scheme, c.token));
+        let ok = |v: &str| {
+            parse_authorization(v).map(|c| (c.scheme, c.token.expose_secret().to_owned()))
+        };
         assert_eq!(ok("Bearer abc"), Ok((Scheme::Bearer, "abc".into())));
         assert_eq!(ok("bEaReR   abc  "), Ok((Scheme::Bearer, "abc".into())));
         assert_eq!(ok("DPoP x.y.z"), Ok((Scheme::DPoP, "x.y.z".into())));
@@ -319,8 +441,8 @@ mod tests {
             "Bearerabc",
         ] {
             assert_eq!(
-                parse_authorization(bad),
-                Err(CredentialsError::Malformed),
+                parse_authorization(bad).err(),
+                Some(CredentialsError::Malformed),
                 "{bad:?}"
             );
         }
@@ -332,6 +454,21 @@ mod tests {
         let shown = format!("{c:?}");
         assert!(!shown.contains("supersecret"), "{shown}");
         assert_eq!(c.token_hash().len(), 8);
+
+        let mut map = http::HeaderMap::new();
+        map.insert("authorization", "Bearer supersecrettoken".parse().unwrap());
+        let mut r = AuthRequest::new(Source::Http, "GET", "/x", "GET /x");
+        r.credentials = credentials_from_headers(&[&map]);
+        r.headers = Headers::from_map(&map);
+        r.event = Some(RawEvent(
+            serde_json::json!({"headers": {"Authorization": "Bearer supersecrettoken"}}),
+        ));
+        let shown = format!("{r:?}");
+        assert!(!shown.contains("supersecret"), "{shown}");
+        assert!(
+            shown.contains("authorization"),
+            "header names stay visible: {shown}"
+        );
     }
 
     #[test]
@@ -343,13 +480,13 @@ mod tests {
         assert_eq!((a.method.as_str(), a.path.as_str()), ("GET", "/time/now"));
         let root = MethodArn::parse("arn:aws:execute-api:r:1:api/$default/POST/").unwrap();
         assert_eq!(root.path, "/");
-        let no_path = MethodArn::parse("arn:aws:execute-api:r:1:api/s/GET").unwrap();
-        assert_eq!(no_path.path, "/");
         for bad in [
             "",
             "arn:aws:s3:::bucket",
             "arn:aws:execute-api:r:1:api",
             "arn:aws:execute-api:r:1:api/s",
+            "arn:aws:execute-api:r:1:api/s/GET",
+            "arn:aws:execute-api:r:1:api//GET/x",
         ] {
             assert!(MethodArn::parse(bad).is_err(), "{bad}");
         }

@@ -2,30 +2,56 @@
 //! the scopes a call needs. Used by the default `determine_scopes`.
 //!
 //! ```toml
-//! # first matching rule wins; no match = no scope required
+//! # first matching rule wins
 //! [[rule]]
-//! method = "GET"          # HTTP method, or "*" / "ANY" for every method
-//! path = "/example"       # "*" matches one segment; a trailing "/**" matches
-//!                         # the prefix itself and anything below it
-//! scopes = ["api:read"]
+//! method = "GET"                    # GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS, "*" or "ANY"
+//! path = "/accounts/{id}/balances"  # "*" or "{name}" = one segment;
+//!                                   # a last "/**" or "/{name+}" = the prefix and everything below
+//! scopes = ["accounts"]
+//! ```
+//!
+//! Rules are matched against what the router routed ([`crate::route`]):
+//! API Gateway's route template where the event has one, a strictly
+//! normalised concrete path otherwise. Literal segments compare without
+//! regard to case; a `HEAD` request matches `GET` rules. What happens to a
+//! request that matches no rule is the core's decision
+//! ([`crate::decision::ScopeDefault`]).
+//!
+//! ```
+//! use certbound::route::{normalize_path, RouteTarget};
+//! use certbound::scopes::ScopeRules;
+//!
+//! let rules = ScopeRules::from_toml(r#"
+//!     [[rule]]
+//!     method = "GET"
+//!     path = "/accounts/*/balances"
+//!     scopes = ["accounts"]
+//! "#).unwrap();
+//! let target = RouteTarget::from_path(&normalize_path("/accounts/42/balances").unwrap());
+//! assert_eq!(rules.required("HEAD", &target), Some(vec!["accounts".to_owned()]));
+//! assert_eq!(rules.required("DELETE", &target), None);
 //! ```
 
 use serde::Deserialize;
 
+use crate::route::RouteTarget;
+
 /// Why a rules file was refused.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RulesError {
     /// The file could not be read.
-    #[error("cannot read scope rules {path}: {reason}")]
+    #[error("cannot read scope rules {path}: {source}")]
     Read {
         /// The file.
         path: String,
         /// What went wrong.
-        reason: String,
+        #[source]
+        source: std::io::Error,
     },
     /// The TOML is not valid or has unknown keys.
     #[error("scope rules are not valid TOML: {0}")]
-    Toml(String),
+    Toml(#[from] toml::de::Error),
     /// A rule is not usable.
     #[error("scope rule #{index}: {reason}")]
     Rule {
@@ -43,7 +69,7 @@ struct RulesFile {
     rule: Vec<Rule>,
 }
 
-/// One rule: method + path pattern → required scopes.
+/// One rule as written: method + path pattern → required scopes.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
@@ -55,43 +81,70 @@ pub struct Rule {
     pub scopes: Vec<String>,
 }
 
-/// An ordered list of rules.
+/// Methods a rule may name.
+const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pattern {
+    /// A literal segment (compared without regard to case).
+    Literal(String),
+    /// `*` or `{name}`: exactly one segment.
+    One,
+    /// A last `**` or `{name+}`: zero or more segments.
+    Rest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Compiled {
+    /// Upper-case method, or `None` for every method.
+    method: Option<String>,
+    pattern: Vec<Pattern>,
+    scopes: Vec<String>,
+}
+
+/// An ordered list of validated rules.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScopeRules {
-    rules: Vec<Rule>,
+    rules: Vec<Compiled>,
 }
 
 impl ScopeRules {
-    /// Parses and validates TOML text.
+    /// Parses and validates TOML text. Every rule that could never match
+    /// or could match something else than it says is refused with its
+    /// position.
     pub fn from_toml(text: &str) -> Result<Self, RulesError> {
-        let file: RulesFile = toml::from_str(text).map_err(|e| RulesError::Toml(e.to_string()))?;
+        let file: RulesFile = toml::from_str(text)?;
+        let mut rules = Vec::with_capacity(file.rule.len());
         for (i, rule) in file.rule.iter().enumerate() {
-            let bad = |reason: &str| RulesError::Rule {
+            let compiled = compile(rule).map_err(|reason| RulesError::Rule {
                 index: i + 1,
-                reason: reason.to_owned(),
-            };
-            if rule.method.trim().is_empty() {
-                return Err(bad("method is empty"));
-            }
-            if !rule.path.starts_with('/') {
-                return Err(bad("path must start with '/'"));
-            }
-            let segments: Vec<&str> = rule.path.split('/').collect();
-            if segments[..segments.len() - 1].contains(&"**") {
-                return Err(bad("'**' is only allowed as the last segment"));
-            }
-            if rule.scopes.iter().any(|s| s.is_empty() || s.contains(' ')) {
-                return Err(bad("a scope is empty or contains a space"));
+                reason,
+            })?;
+            rules.push(compiled);
+        }
+        // Literal segments match without regard to case: two rules that
+        // differ only in case would make the first one win by accident.
+        for (i, a) in file.rule.iter().enumerate() {
+            for b in &file.rule[..i] {
+                if a.path != b.path && a.path.eq_ignore_ascii_case(&b.path) {
+                    return Err(RulesError::Rule {
+                        index: i + 1,
+                        reason: format!(
+                            "path {:?} differs from {:?} only in case (matching ignores case)",
+                            a.path, b.path
+                        ),
+                    });
+                }
             }
         }
-        Ok(Self { rules: file.rule })
+        Ok(Self { rules })
     }
 
     /// Reads a rules file.
     pub fn load(path: &std::path::Path) -> Result<Self, RulesError> {
-        let text = std::fs::read_to_string(path).map_err(|e| RulesError::Read {
+        let text = std::fs::read_to_string(path).map_err(|source| RulesError::Read {
             path: path.display().to_string(),
-            reason: e.to_string(),
+            source,
         })?;
         Self::from_toml(&text)
     }
@@ -106,60 +159,129 @@ impl ScopeRules {
         self.rules.is_empty()
     }
 
-    /// The scopes of the first rule matching `method` and `path`; `None`
-    /// when no rule matches. `path` is normalised first (query dropped,
-    /// percent-decoded, dot segments resolved, repeated and trailing `/`
-    /// folded).
-    pub fn required(&self, method: &str, path: &str) -> Option<Vec<String>> {
-        let path = normalize_path(path);
+    /// The scopes of the first rule matching `method` and `target`; `None`
+    /// when no rule matches.
+    pub fn required(&self, method: &str, target: &RouteTarget) -> Option<Vec<String>> {
+        let method = method.to_ascii_uppercase();
         self.rules
             .iter()
-            .find(|r| method_matches(&r.method, method) && path_matches(&r.path, &path))
+            .find(|r| method_matches(r.method.as_deref(), &method) && matches(&r.pattern, target))
             .map(|r| r.scopes.clone())
     }
 }
 
-fn method_matches(pattern: &str, method: &str) -> bool {
-    pattern == "*" || pattern.eq_ignore_ascii_case("ANY") || pattern.eq_ignore_ascii_case(method)
+fn compile(rule: &Rule) -> Result<Compiled, String> {
+    let method = rule.method.as_str();
+    if method.chars().any(char::is_whitespace) || method.is_empty() {
+        return Err(format!("method {method:?} is empty or holds whitespace"));
+    }
+    let method = match method.to_ascii_uppercase().as_str() {
+        "*" | "ANY" => None,
+        m if METHODS.contains(&m) => Some(m.to_owned()),
+        _ => {
+            return Err(format!(
+                "method {method:?} is not one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS, * or ANY"
+            ))
+        }
+    };
+    let path = rule.path.as_str();
+    if !path.starts_with('/') {
+        return Err(format!("path {path:?} must start with '/'"));
+    }
+    if path
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '%' | ';' | '\\' | '?' | '#'))
+    {
+        return Err(format!(
+            "path {path:?} holds whitespace, a control character or one of % ; \\ ? # (write paths decoded, without query)"
+        ));
+    }
+    if path.len() > 1 && path.ends_with('/') {
+        return Err(format!(
+            "path {path:?} ends with '/' (trailing slashes are folded before matching; drop it)"
+        ));
+    }
+    let parts: Vec<&str> = if path == "/" {
+        Vec::new()
+    } else {
+        path[1..].split('/').collect()
+    };
+    let mut pattern = Vec::with_capacity(parts.len());
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        let p = match *part {
+            "" => return Err(format!("path {path:?} has an empty segment ('//')")),
+            "." | ".." => return Err(format!("path {path:?} has a dot segment")),
+            "**" if last => Pattern::Rest,
+            "**" => return Err("'**' is only allowed as the last segment".into()),
+            "*" => Pattern::One,
+            p if p.starts_with('{') || p.ends_with('}') || p.contains(['{', '}']) => {
+                let name = p
+                    .strip_prefix('{')
+                    .and_then(|n| n.strip_suffix('}'))
+                    .filter(|n| !n.is_empty() && !n.contains(['{', '}']))
+                    .ok_or_else(|| {
+                        format!("segment {p:?} of {path:?}: a parameter is a whole segment {{name}} with balanced braces")
+                    })?;
+                match name.strip_suffix('+') {
+                    Some(_) if last => Pattern::Rest,
+                    Some(_) => {
+                        return Err(format!(
+                            "segment {p:?}: a greedy parameter is only allowed last"
+                        ))
+                    }
+                    None => Pattern::One,
+                }
+            }
+            p if p.contains('*') => {
+                return Err(format!(
+                    "segment {p:?} of {path:?}: '*' matches a whole segment only"
+                ))
+            }
+            p => Pattern::Literal(p.to_owned()),
+        };
+        pattern.push(p);
+    }
+    if rule
+        .scopes
+        .iter()
+        .any(|s| s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        return Err("a scope is empty or holds whitespace".into());
+    }
+    Ok(Compiled {
+        method,
+        pattern,
+        scopes: rule.scopes.clone(),
+    })
 }
 
-fn path_matches(pattern: &str, path: &str) -> bool {
-    let pat: Vec<&str> = pattern.trim_start_matches('/').split('/').collect();
-    let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    for (i, p) in pat.iter().enumerate() {
-        match *p {
-            "**" => return true,
-            "*" if seg.get(i).is_some_and(|s| !s.is_empty()) => {}
-            literal if seg.get(i) == Some(&literal) => {}
+fn method_matches(rule: Option<&str>, method: &str) -> bool {
+    match rule {
+        None => true,
+        Some(m) => m == method || (m == "GET" && method == "HEAD"),
+    }
+}
+
+fn matches(pattern: &[Pattern], target: &RouteTarget) -> bool {
+    let segments = target.segments();
+    for (i, p) in pattern.iter().enumerate() {
+        match p {
+            Pattern::Rest => return true,
+            Pattern::One if segments.get(i).is_some_and(|s| !s.is_empty()) => {}
+            Pattern::Literal(l) if segments.get(i).is_some_and(|s| s.eq_ignore_ascii_case(l)) => {}
             _ => return false,
         }
     }
-    pat.len() == seg.len()
-}
-
-/// Normalises a request path for matching: drops query and fragment,
-/// percent-decodes, folds `//`, resolves `.` and `..`.
-pub fn normalize_path(raw: &str) -> String {
-    let raw = raw.split(['?', '#']).next().unwrap_or("");
-    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
-    let mut out: Vec<&str> = Vec::new();
-    for seg in decoded.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            s => out.push(s),
-        }
-    }
-    // A trailing slash is dropped too: `/example/` must not escape the
-    // rule for `/example`.
-    format!("/{}", out.join("/"))
+    pattern.len() == segments.len()
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
+    use crate::route::normalize_path;
 
     const RULES: &str = r#"
         [[rule]]
@@ -178,42 +300,80 @@ mod tests {
         method = "ANY"
         path = "/admin/**"
         scopes = ["admin", "api:write"]
+        [[rule]]
+        method = "get"
+        path = "/users/{id}/keys/{rest+}"
+        scopes = ["keys"]
+        [[rule]]
+        method = "GET"
+        path = "/"
+        scopes = []
     "#;
+
+    fn req(r: &ScopeRules, m: &str, p: &str) -> Option<Vec<String>> {
+        r.required(m, &RouteTarget::from_path(&normalize_path(p).unwrap()))
+    }
+
+    fn s(v: &[&str]) -> Option<Vec<String>> {
+        Some(v.iter().map(|x| x.to_string()).collect())
+    }
 
     #[test]
     fn first_matching_rule_wins() {
         let r = ScopeRules::from_toml(RULES).unwrap();
-        let req = |m, p| r.required(m, p);
-        assert_eq!(req("GET", "/example"), Some(vec!["api:read".into()]));
-        assert_eq!(req("get", "/example?x=1"), Some(vec!["api:read".into()]));
-        assert_eq!(req("POST", "/example"), Some(vec!["api:write".into()]));
-        assert_eq!(req("DELETE", "/example"), None);
+        assert_eq!(req(&r, "GET", "/example"), s(&["api:read"]));
+        assert_eq!(req(&r, "get", "/example?x=1"), s(&["api:read"]));
+        assert_eq!(req(&r, "HEAD", "/example"), s(&["api:read"]), "HEAD = GET");
+        assert_eq!(req(&r, "POST", "/example"), s(&["api:write"]));
+        assert_eq!(req(&r, "DELETE", "/example"), None);
+        assert_eq!(req(&r, "GET", "/accounts/42/balances"), s(&["accounts"]));
+        assert_eq!(req(&r, "GET", "/accounts/42/balances/x"), None);
+        assert_eq!(req(&r, "PUT", "/admin"), s(&["admin", "api:write"]));
+        assert_eq!(req(&r, "PUT", "/administrator"), None);
+        assert_eq!(req(&r, "PUT", "/admin/x/y"), s(&["admin", "api:write"]));
+        assert_eq!(req(&r, "PUT", "/ADMIN/x"), s(&["admin", "api:write"]));
+        assert_eq!(req(&r, "GET", "/Example"), s(&["api:read"]));
         assert_eq!(
-            req("GET", "/accounts/42/balances"),
-            Some(vec!["accounts".into()])
+            req(&r, "PUT", "/public/../admin/x"),
+            s(&["admin", "api:write"])
         );
-        assert_eq!(req("GET", "/accounts/42/balances/x"), None);
-        // "/admin/**" covers "/admin" itself too (the safer reading).
+        assert_eq!(req(&r, "PUT", "/%61dmin/x"), s(&["admin", "api:write"]));
+        assert_eq!(req(&r, "GET", "//example"), s(&["api:read"]));
+        assert_eq!(req(&r, "GET", "/example/"), s(&["api:read"]));
+        assert_eq!(req(&r, "GET", "/users/7/keys"), s(&["keys"]));
+        assert_eq!(req(&r, "GET", "/users/7/keys/a/b"), s(&["keys"]));
+        assert_eq!(req(&r, "GET", "/"), s(&[]));
+    }
+
+    #[test]
+    fn route_templates_match_rules_written_either_way() {
+        let r = ScopeRules::from_toml(RULES).unwrap();
+        let params: HashMap<String, String> = [
+            ("id".to_owned(), "1/2".to_owned()),
+            ("proxy".to_owned(), "admin/x".to_owned()),
+        ]
+        .into_iter()
+        .collect();
+        let t = RouteTarget::from_template("/accounts/{id}/balances", &params).unwrap();
         assert_eq!(
-            req("PUT", "/admin"),
-            Some(vec!["admin".into(), "api:write".into()])
+            r.required("GET", &t),
+            s(&["accounts"]),
+            "an id with '/' stays one segment"
         );
-        assert_eq!(req("PUT", "/administrator"), None);
-        assert_eq!(
-            req("PUT", "/admin/x/y"),
-            Some(vec!["admin".into(), "api:write".into()])
+        let t = RouteTarget::from_template("/{proxy+}", &params).unwrap();
+        assert_eq!(r.required("GET", &t), s(&["admin", "api:write"]));
+        let braces = ScopeRules::from_toml(
+            "[[rule]]\nmethod='GET'\npath='/accounts/{id}/balances'\nscopes=['a']",
+        )
+        .unwrap();
+        let t = RouteTarget::from_template("/accounts/{accountId}/balances", &params);
+        assert!(
+            t.is_none(),
+            "a parameter without value falls back to the path"
         );
-        // path tricks resolve before matching
-        assert_eq!(
-            req("PUT", "/public/../admin/x"),
-            Some(vec!["admin".into(), "api:write".into()])
-        );
-        assert_eq!(
-            req("PUT", "/%61dmin/x"),
-            Some(vec!["admin".into(), "api:write".into()])
-        );
-        assert_eq!(req("GET", "//example"), Some(vec!["api:read".into()]));
-        assert_eq!(req("GET", "/example/"), Some(vec!["api:read".into()]));
+        let t = RouteTarget::from_template("/accounts/{id}/balances", &params).unwrap();
+        assert_eq!(braces.required("GET", &t), s(&["a"]));
+        assert_eq!(req(&braces, "GET", "/accounts/9/balances"), s(&["a"]));
     }
 
     #[test]
@@ -221,22 +381,29 @@ mod tests {
         for (text, needle) in [
             ("[[rule]]\nmethod='GET'\npath='x'\nscopes=[]", "#1"),
             ("[[rule]]\nmethod=''\npath='/x'\nscopes=[]", "method"),
+            ("[[rule]]\nmethod='GET '\npath='/x'\nscopes=[]", "whitespace"),
+            ("[[rule]]\nmethod='FETCH'\npath='/x'\nscopes=[]", "not one of"),
+            ("[[rule]]\nmethod='GET'\npath='/x/'\nscopes=[]", "ends with '/'"),
+            ("[[rule]]\nmethod='GET'\npath='/x '\nscopes=[]", "whitespace"),
+            ("[[rule]]\nmethod='GET'\npath='/a//b'\nscopes=[]", "empty segment"),
+            ("[[rule]]\nmethod='GET'\npath='/a/{id/b'\nscopes=[]", "balanced"),
+            ("[[rule]]\nmethod='GET'\npath='/a/{}/b'\nscopes=[]", "balanced"),
+            ("[[rule]]\nmethod='GET'\npath='/a/x{id}'\nscopes=[]", "balanced"),
+            ("[[rule]]\nmethod='GET'\npath='/a/{p+}/b'\nscopes=[]", "greedy"),
+            ("[[rule]]\nmethod='GET'\npath='/a%2Fb'\nscopes=[]", "%"),
+            ("[[rule]]\nmethod='GET'\npath='/a/../b'\nscopes=[]", "dot"),
+            ("[[rule]]\nmethod='GET'\npath='/a*'\nscopes=[]", "whole segment"),
             ("[[rule]]\nmethod='GET'\npath='/**/x'\nscopes=[]", "**"),
-            ("[[rule]]\nmethod='GET'\npath='/x'\nscopes=['a b']", "space"),
+            ("[[rule]]\nmethod='GET'\npath='/x'\nscopes=['a b']", "whitespace"),
             ("[[rule]]\nmethod='GET'\npath='/x'\nscope=['a']", "TOML"),
             ("[[rules]]\nmethod='GET'", "TOML"),
+            (
+                "[[rule]]\nmethod='GET'\npath='/x'\nscopes=[]\n[[rule]]\nmethod='GET'\npath='/X'\nscopes=['a']",
+                "#2",
+            ),
         ] {
             let e = ScopeRules::from_toml(text).unwrap_err().to_string();
-            assert!(e.contains(needle), "{e}");
+            assert!(e.contains(needle), "{text:?}: {e}");
         }
-    }
-
-    #[test]
-    fn normalisation() {
-        assert_eq!(normalize_path("/a/./b/../c?q#f"), "/a/c");
-        assert_eq!(normalize_path("/../../"), "/");
-        assert_eq!(normalize_path(""), "/");
-        assert_eq!(normalize_path("/a/b/"), "/a/b");
-        assert_eq!(normalize_path("/a%2Fb"), "/a/b");
     }
 }

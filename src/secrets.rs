@@ -7,7 +7,10 @@
 //!
 //! The `SecretString` is either a JSON object whose keys are variable names
 //! (`{"AUTHLETE_SERVICE_APISECRET": "…"}`) or a plain string, used as the
-//! secret of the configured backend.
+//! secret of the configured backend. Only credentials may come from the
+//! secret ([`CREDENTIAL_VARS`]): whoever can write the secret must not be
+//! able to point introspection at another host or switch binding off, so
+//! any other key stops the start with a message naming it.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,10 +18,18 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::Env;
-use crate::introspection::http::{build_client, HttpSettings};
+use crate::transport::{build_client, HttpSettings};
 
-/// Why the secret could not be fetched.
+/// The variables a secret may set: credentials, nothing else.
+pub const CREDENTIAL_VARS: [&str; 3] = [
+    "AUTHLETE_SERVICE_APISECRET",
+    "AUTHLETE_SERVICE_ACCESSTOKEN",
+    "CERTBOUND_INTROSPECTION_CLIENT_SECRET",
+];
+
+/// Why the secret could not be fetched. Messages never hold its value.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SecretError {
     /// A variable the fetch needs is missing.
     #[error("CERTBOUND_SECRET_ID is set but {0} is not")]
@@ -36,6 +47,12 @@ pub enum SecretError {
     /// The secret has no usable value.
     #[error("secret CERTBOUND_SECRET_ID has no usable SecretString: {0}")]
     Shape(String),
+    /// The secret sets a variable that is not a credential.
+    #[error("secret CERTBOUND_SECRET_ID may only hold credentials ({allowed}); it sets {key:?}: set that variable in the function's configuration instead", allowed = CREDENTIAL_VARS.join(", "))]
+    NotACredential {
+        /// The key (a variable name, never a value).
+        key: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -67,18 +84,22 @@ pub fn secret_to_vars(env: &Env<'_>, secret: &str) -> Result<HashMap<String, Str
         return Err(SecretError::Shape("empty".into()));
     }
     if trimmed.starts_with('{') {
-        let map: HashMap<String, serde_json::Value> = serde_json::from_str(trimmed)
-            .map_err(|e| SecretError::Shape(format!("JSON object expected: {e}")))?;
+        let map: HashMap<String, serde_json::Value> =
+            serde_json::from_str(trimmed).map_err(|e| {
+                SecretError::Shape(format!(
+                    "JSON object expected ({})",
+                    crate::transport::json_error_kind(&e)
+                ))
+            })?;
         let mut vars = HashMap::new();
         for (k, v) in map {
-            if !(k.starts_with("AUTHLETE_") || k.starts_with("CERTBOUND_")) {
-                return Err(SecretError::Shape(format!(
-                    "key {k:?} is not an AUTHLETE_* or CERTBOUND_* variable"
-                )));
+            if !CREDENTIAL_VARS.contains(&k.as_str()) {
+                return Err(SecretError::NotACredential {
+                    key: k.chars().take(64).collect(),
+                });
             }
-            let v = match v {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
+            let serde_json::Value::String(v) = v else {
+                return Err(SecretError::Shape(format!("{k} is not a string")));
             };
             vars.insert(k, v);
         }
@@ -133,10 +154,9 @@ pub async fn fetch_overlay(env: &Env<'_>) -> Result<HashMap<String, String>, Sec
             .await;
         match sent {
             Ok(r) if r.status().is_success() => {
-                let answer: ExtensionAnswer = r
-                    .json()
-                    .await
-                    .map_err(|e| SecretError::Shape(format!("extension answer: {e}")))?;
+                let answer: ExtensionAnswer = r.json().await.map_err(|_| {
+                    SecretError::Shape("the extension's answer is not the documented JSON".into())
+                })?;
                 let secret = answer.secret_string.ok_or_else(|| {
                     SecretError::Shape("no SecretString (binary secrets are not supported)".into())
                 })?;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::introspection::{Action, IntrospectionError};
+use crate::backends::Action;
 use crate::request::Scheme;
 
 /// The answer to the gateway.
@@ -92,6 +92,79 @@ impl std::fmt::Display for ContextValue {
 /// absent rather than null.
 pub type Context = BTreeMap<String, ContextValue>;
 
+/// The `principalId` used when neither subject nor client id is known.
+pub const ANONYMOUS_PRINCIPAL: &str = "anonymous";
+
+/// Why a request was not allowed: a stable, machine-readable name for
+/// logs, the context (`reason`) and `X-Certbound-Reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Reason {
+    /// No access token was sent.
+    TokenMissing,
+    /// The `Authorization` header is not `Bearer <token>` / `DPoP <token>`, or was sent twice.
+    TokenMalformed,
+    /// The token is unknown, revoked or otherwise not active.
+    TokenInactive,
+    /// The token has expired.
+    TokenExpired,
+    /// The token is not valid yet (`nbf` / `iat` in the future).
+    TokenNotYetValid,
+    /// Binding is required and the token is not certificate-bound.
+    TokenUnbound,
+    /// The token is DPoP-bound (or sent with the DPoP scheme) and this backend cannot verify the proof.
+    DpopUnverifiable,
+    /// No client certificate reached certbound, but one is needed.
+    CertMissing,
+    /// The token is bound to a different certificate.
+    CertMismatch,
+    /// Something was presented as the certificate but it is not one.
+    CertUnreadable,
+    /// The token lacks a required scope.
+    ScopeInsufficient,
+    /// No scope rule matched and the scope default is `deny`.
+    RouteUnmatched,
+    /// The request path could be read two ways (encoded `/`, `;`, …).
+    PathRejected,
+    /// No usable HTTP answer from the authorization server.
+    AsUnavailable,
+    /// An HTTP answer that is not a usable success.
+    AsError,
+    /// The event or proxied request is not understood.
+    EventInvalid,
+}
+
+impl Reason {
+    /// The stable name (`token_missing`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::TokenMissing => "token_missing",
+            Reason::TokenMalformed => "token_malformed",
+            Reason::TokenInactive => "token_inactive",
+            Reason::TokenExpired => "token_expired",
+            Reason::TokenNotYetValid => "token_not_yet_valid",
+            Reason::TokenUnbound => "token_unbound",
+            Reason::DpopUnverifiable => "dpop_unverifiable",
+            Reason::CertMissing => "cert_missing",
+            Reason::CertMismatch => "cert_mismatch",
+            Reason::CertUnreadable => "cert_unreadable",
+            Reason::ScopeInsufficient => "scope_insufficient",
+            Reason::RouteUnmatched => "route_unmatched",
+            Reason::PathRejected => "path_rejected",
+            Reason::AsUnavailable => "as_unavailable",
+            Reason::AsError => "as_error",
+            Reason::EventInvalid => "event_invalid",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The outcome of one authorization.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
@@ -99,43 +172,151 @@ pub struct Verdict {
     pub decision: Decision,
     /// The introspection action (`None` when introspection failed).
     pub action: Option<Action>,
+    /// Why it is not an Allow (`None` on Allow).
+    pub reason: Option<Reason>,
     /// `principalId`: subject, else client id, else a placeholder.
     pub principal_id: String,
     /// What the policy is about (`methodArn` / `routeArn` / URI).
     pub resource: String,
-    /// The `WWW-Authenticate` value when the answer is not Allow.
-    pub challenge: Option<String>,
+    /// The `WWW-Authenticate` challenge when the answer is not Allow. Fronts
+    /// send this, not the (hook-editable) `challenge` context value.
+    pub challenge: Option<Challenge>,
     /// A `DPoP-Nonce` to hand to the client, when the AS asked for one.
     pub dpop_nonce: Option<String>,
     /// The context passed on to the backend.
     pub context: Context,
 }
 
-/// The `principalId` used when neither subject nor client id is known.
-pub const ANONYMOUS_PRINCIPAL: &str = "anonymous";
-
-/// Builds an RFC 6750 §3 challenge:
-/// `Bearer realm="…",error="…",error_description="…",scope="…"`.
-pub fn challenge(
+/// An RFC 6750 §3 / RFC 9449 §7.1 challenge, kept structured until a front
+/// renders it: `Bearer realm="…",error="…",error_description="…",scope="…"`.
+///
+/// ```
+/// use certbound::request::Scheme;
+/// use certbound::verdict::Challenge;
+///
+/// let c = Challenge::new(Scheme::Bearer)
+///     .with("error", "insufficient_scope")
+///     .with("scope", "accounts payments");
+/// assert_eq!(c.to_string(), r#"Bearer error="insufficient_scope",scope="accounts payments""#);
+/// assert_eq!(Challenge::parse(&c.to_string()), Some(c));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
     scheme: Scheme,
-    realm: Option<&str>,
-    error: Option<&str>,
-    description: Option<&str>,
-    scope: Option<&str>,
-) -> String {
-    let params: Vec<String> = [
-        ("realm", realm),
-        ("error", error),
-        ("error_description", description),
-        ("scope", scope),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| v.map(|v| format!("{k}=\"{}\"", quote(v))))
-    .collect();
-    if params.is_empty() {
-        scheme.to_string()
-    } else {
-        format!("{scheme} {}", params.join(","))
+    params: Vec<(String, String)>,
+}
+
+impl Challenge {
+    /// A challenge with no parameters (`Bearer`).
+    pub fn new(scheme: Scheme) -> Self {
+        Self {
+            scheme,
+            params: Vec::new(),
+        }
+    }
+
+    /// Adds a parameter unless one of that name is already there.
+    pub fn with(mut self, name: &str, value: impl Into<String>) -> Self {
+        if self.param(name).is_none() {
+            self.params.push((name.to_owned(), value.into()));
+        }
+        self
+    }
+
+    /// Adds `realm` first, unless the challenge already names one.
+    pub fn with_realm(mut self, realm: Option<&str>) -> Self {
+        if let Some(realm) = realm {
+            if self.param("realm").is_none() {
+                self.params
+                    .insert(0, ("realm".to_owned(), realm.to_owned()));
+            }
+        }
+        self
+    }
+
+    /// The scheme.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// A parameter's value.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `error` parameter.
+    pub fn error(&self) -> Option<&str> {
+        self.param("error")
+    }
+
+    /// Reads a challenge an authorization server rendered (Authlete's
+    /// `responseContent`): `Bearer` or `DPoP`, then `name=token` or
+    /// `name="quoted"` parameters separated by commas. `None` for anything
+    /// else, so that nothing unparsed reaches a header.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        let (scheme, rest) = match text.split_once(' ') {
+            Some((s, r)) => (s, r),
+            None => (text, ""),
+        };
+        let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+            Scheme::Bearer
+        } else if scheme.eq_ignore_ascii_case("dpop") {
+            Scheme::DPoP
+        } else {
+            return None;
+        };
+        let mut params = Vec::new();
+        let mut chars = rest.trim().chars().peekable();
+        while chars.peek().is_some() {
+            let name: String = std::iter::from_fn(|| chars.next_if(|c| is_tchar(*c))).collect();
+            if name.is_empty() || chars.next() != Some('=') {
+                return None;
+            }
+            let value = if chars.next_if_eq(&'"').is_some() {
+                let mut v = String::new();
+                loop {
+                    match chars.next()? {
+                        '"' => break,
+                        '\\' => v.push(chars.next()?),
+                        c => v.push(c),
+                    }
+                }
+                v
+            } else {
+                let v: String = std::iter::from_fn(|| chars.next_if(|c| is_tchar(*c))).collect();
+                if v.is_empty() {
+                    return None;
+                }
+                v
+            };
+            params.push((name.to_ascii_lowercase(), value));
+            while chars.next_if(|c| *c == ' ').is_some() {}
+            match chars.next() {
+                None => break,
+                Some(',') => while chars.next_if(|c| *c == ' ').is_some() {},
+                Some(_) => return None,
+            }
+        }
+        Some(Self { scheme, params })
+    }
+}
+
+fn is_tchar(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~/:".contains(c)
+}
+
+impl std::fmt::Display for Challenge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.scheme)?;
+        for (i, (k, v)) in self.params.iter().enumerate() {
+            let sep = if i == 0 { " " } else { "," };
+            write!(f, "{sep}{k}=\"{}\"", quote(v))?;
+        }
+        Ok(())
     }
 }
 
@@ -150,21 +331,6 @@ fn quote(v: &str) -> String {
         out.push(c);
     }
     out
-}
-
-/// The challenge used when introspection itself failed.
-pub fn server_error_challenge(
-    scheme: Scheme,
-    realm: Option<&str>,
-    e: &IntrospectionError,
-) -> String {
-    challenge(
-        scheme,
-        realm,
-        Some("server_error"),
-        Some(&format!("token introspection failed ({})", e.kind())),
-        None,
-    )
 }
 
 #[cfg(test)]
@@ -199,27 +365,42 @@ mod tests {
 
     #[test]
     fn challenges_are_rfc6750_shaped_and_escaped() {
-        assert_eq!(challenge(Scheme::Bearer, None, None, None, None), "Bearer");
+        assert_eq!(Challenge::new(Scheme::Bearer).to_string(), "Bearer");
         assert_eq!(
-            challenge(
-                Scheme::DPoP,
-                Some("api"),
-                Some("invalid_token"),
-                Some("bad \"x\"\n"),
-                None
-            ),
+            Challenge::new(Scheme::DPoP)
+                .with("error", "invalid_token")
+                .with("error_description", "bad \"x\"\n")
+                .with_realm(Some("api"))
+                .to_string(),
             r#"DPoP realm="api",error="invalid_token",error_description="bad \"x\"""#
         );
-        assert_eq!(
-            challenge(
-                Scheme::Bearer,
-                None,
-                Some("insufficient_scope"),
-                None,
-                Some("a b")
-            ),
-            r#"Bearer error="insufficient_scope",scope="a b""#
-        );
+    }
+
+    #[test]
+    fn authlete_challenges_round_trip() {
+        for text in [
+            r#"Bearer error="invalid_token",error_description="[A065304] The access token does not exist.",error_uri="https://docs.authlete.com/#A065304""#,
+            r#"Bearer error="insufficient_scope",error_description="[A064302] The access token does not cover the required scope 'payments'.",error_uri="https://docs.authlete.com/#A064302",scope="payments""#,
+            r#"DPoP realm="x",algs="ES256 PS256",error="invalid_dpop_proof""#,
+            "Bearer",
+        ] {
+            let c = Challenge::parse(text).expect(text);
+            assert_eq!(c.to_string(), text);
+        }
+        let c = Challenge::parse(r#"bearer error=invalid_token, scope="a \"b\"""#).unwrap();
+        assert_eq!(c.error(), Some("invalid_token"));
+        assert_eq!(c.param("scope"), Some(r#"a "b""#));
+        for bad in [
+            "Basic realm=x",
+            r#"Bearer error="unterminated"#,
+            "Bearer error",
+            "Bearer =x",
+            "Bearer error=a b",
+            "Bearer error=\"a\" junk",
+            "",
+        ] {
+            assert_eq!(Challenge::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -37,7 +37,7 @@ async fn decision_table_both_modes_both_versions() {
     for v3 in [false, true] {
         for (action, with_policy, without_policy) in &expected {
             let server = MockServer::start().await;
-            mount_authlete(&server, answering(action)).await;
+            mount_authlete(&server, bound(action, &cert)).await;
             let event = rest_event(Some(&bearer), Some(&cert.pem));
 
             let env = authlete_env(&server.uri(), v3, &[]);
@@ -70,7 +70,7 @@ async fn decision_table_both_modes_both_versions() {
 #[tokio::test]
 async fn what_is_sent_to_authlete() {
     let cert = gen_cert("rsa", "client-a");
-    let server = authlete_double("OK").await;
+    let server = bound_double("OK", &cert).await;
     let rules = "[[rule]]\nmethod='GET'\npath='/accounts/*/balances'\nscopes=['accounts','read']";
     let env = authlete_env(
         &server.uri(),
@@ -99,7 +99,7 @@ async fn what_is_sent_to_authlete() {
 #[tokio::test]
 async fn dpop_proof_method_and_uri_are_forwarded() {
     let cert = gen_cert("ec-p256", "client-a");
-    let server = authlete_double("OK").await;
+    let server = bound_double("OK", &cert).await;
     let env = authlete_env(&server.uri(), true, &[]);
     let mut event = rest_event(Some(&format!("DPoP {TOKEN}")), Some(&cert.pem));
     event["headers"]["DPoP"] = json!("eyJ0eXAiOiJkcG9wK2p3dCJ9.eyJodG0iOiJHRVQifQ.c2ln");
@@ -121,7 +121,7 @@ async fn dpop_proof_method_and_uri_are_forwarded() {
 #[tokio::test]
 async fn context_holds_flat_values_and_no_nulls() {
     let cert = gen_cert("ec-p256", "client-a");
-    let server = authlete_double("OK").await;
+    let server = bound_double("OK", &cert).await;
     let env = authlete_env(&server.uri(), false, &[]);
     let out = run(
         &env,
@@ -137,11 +137,12 @@ async fn context_holds_flat_values_and_no_nulls() {
         "alias not used → the number as a string"
     );
     assert_eq!(ctx["sub"], "john");
-    assert_eq!(ctx["exp"], 1795342385);
+    assert_eq!(ctx["exp"], EXPIRES_AT_MS / 1000);
     assert_eq!(ctx["action"], "OK");
     assert_eq!(ctx["resultMessage"], "[A056001] The access token is valid.");
     assert_eq!(ctx["cert_thumbprint"], cert.openssl_thumbprint.as_str());
     assert!(ctx.get("challenge").is_none(), "no challenge on Allow");
+    assert!(ctx.get("reason").is_none(), "no reason on Allow");
     assert!(
         ctx.get("introspection_request").is_none() && ctx.get("introspection_response").is_none()
     );
@@ -158,7 +159,7 @@ async fn context_holds_flat_values_and_no_nulls() {
 
     // FORBIDDEN: alias used, challenge = Authlete's responseContent.
     server.reset().await;
-    mount_authlete(&server, answering("FORBIDDEN")).await;
+    mount_authlete(&server, bound("FORBIDDEN", &cert)).await;
     let out = run(
         &env,
         rest_event(Some(&format!("Bearer {TOKEN}")), Some(&cert.pem)),
@@ -168,8 +169,10 @@ async fn context_holds_flat_values_and_no_nulls() {
     assert_eq!(out["context"]["client_id"], "tpp-app");
     assert_eq!(
         out["context"]["challenge"],
-        authlete_answer("FORBIDDEN")["responseContent"]
+        authlete_answer("FORBIDDEN")["responseContent"],
+        "Authlete's challenge, parsed and rendered again, is unchanged"
     );
+    assert_eq!(out["context"]["reason"], "scope_insufficient");
 
     // UNAUTHORIZED: no subject, no client → placeholder principal, no sub/client_id/exp keys.
     server.reset().await;
@@ -193,11 +196,13 @@ async fn context_holds_flat_values_and_no_nulls() {
         .as_str()
         .unwrap()
         .contains("invalid_token"));
+    assert_eq!(out["context"]["reason"], "token_inactive");
 
     // No subject but a client: the client id is the principal.
     server.reset().await;
     let mut answer = authlete_answer("OK");
     answer.as_object_mut().unwrap().remove("subject");
+    answer["certificateThumbprint"] = json!(cert.openssl_thumbprint);
     mount_authlete(&server, ResponseTemplate::new(200).set_body_json(answer)).await;
     let out = run(
         &env,
@@ -210,11 +215,16 @@ async fn context_holds_flat_values_and_no_nulls() {
 
 #[tokio::test]
 async fn debug_context_redacts_the_token() {
-    let server = authlete_double("OK").await;
+    let cert = gen_cert("ec-p256", "client-a");
+    let server = bound_double("OK", &cert).await;
     let env = authlete_env(&server.uri(), false, &[("CERTBOUND_CONTEXT_DEBUG", "true")]);
-    let out = run(&env, rest_event(Some(&format!("Bearer {TOKEN}")), None))
-        .await
-        .unwrap();
+    let out = run(
+        &env,
+        rest_event(Some(&format!("Bearer {TOKEN}")), Some(&cert.pem)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(effect(&out), "Allow");
     let req = out["context"]["introspection_request"].as_str().unwrap();
     let resp = out["context"]["introspection_response"].as_str().unwrap();
     assert!(!req.contains(TOKEN) && req.contains("redacted"), "{req}");
@@ -289,6 +299,13 @@ async fn every_failure_fails_closed() {
             match (policy, out) {
                 ("true", Ok(v)) => {
                     assert_eq!(effect(&v), "Deny", "{name}");
+                    let reason = v["context"]["reason"].as_str().unwrap();
+                    let expected = if name == "timeout" {
+                        "as_unavailable"
+                    } else {
+                        "as_error"
+                    };
+                    assert_eq!(reason, expected, "{name}");
                     assert!(
                         v["context"]["introspection_exception"].is_string(),
                         "{name}: {v}"
@@ -319,6 +336,7 @@ async fn every_failure_fails_closed() {
         .as_str()
         .unwrap()
         .starts_with("connect"));
+    assert_eq!(out["context"]["reason"], "as_unavailable");
 }
 
 #[tokio::test]
@@ -331,19 +349,31 @@ async fn missing_or_unusable_credentials_are_denied_without_asking_the_as() {
     twice["multiValueHeaders"] =
         json!({"Authorization": [format!("Bearer {TOKEN}"), "Bearer other"]});
     let cases = [
-        ("no header", rest_event(None, Some(&cert.pem)), "Bearer"),
-        ("token in query only", query_token, "Bearer"),
+        (
+            "no header",
+            rest_event(None, Some(&cert.pem)),
+            "Bearer",
+            "token_missing",
+        ),
+        (
+            "token in query only",
+            query_token,
+            "Bearer",
+            "token_missing",
+        ),
         (
             "basic scheme",
             rest_event(Some("Basic dXNlcjpwYXNz"), Some(&cert.pem)),
             "invalid_request",
+            "token_malformed",
         ),
         (
             "scheme only",
             rest_event(Some("Bearer"), Some(&cert.pem)),
             "invalid_request",
+            "token_malformed",
         ),
-        ("two tokens", twice, "invalid_request"),
+        ("two tokens", twice, "invalid_request", "token_malformed"),
         (
             "garbage cert",
             rest_event(
@@ -351,14 +381,16 @@ async fn missing_or_unusable_credentials_are_denied_without_asking_the_as() {
                 Some("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"),
             ),
             "invalid_request",
+            "cert_unreadable",
         ),
     ];
     for policy in ["true", "false"] {
         let env = authlete_env(&server.uri(), false, &[("CERTBOUND_POLICY", policy)]);
-        for (name, event, challenge) in &cases {
+        for (name, event, challenge, reason) in &cases {
             let out = run(&env, event.clone()).await.unwrap();
             assert_eq!(effect(&out), "Deny", "{name} policy={policy}");
             assert_eq!(out["context"]["action"], "BAD_REQUEST", "{name}");
+            assert_eq!(out["context"]["reason"], *reason, "{name}");
             assert!(
                 out["context"]["challenge"]
                     .as_str()
@@ -384,14 +416,8 @@ async fn missing_or_unusable_credentials_are_denied_without_asking_the_as() {
 #[tokio::test]
 async fn token_and_http_api_events() {
     let cert = gen_cert("ec-p384", "client-a");
-    let server = authlete_double("OK").await;
-
-    let token_event =
-        json!({"type": "TOKEN", "authorizationToken": format!("Bearer {TOKEN}"), "methodArn": ARN});
+    let server = bound_double("OK", &cert).await;
     let env = authlete_env(&server.uri(), false, &[]);
-    let out = run(&env, token_event).await.unwrap();
-    assert_eq!(effect(&out), "Allow");
-    assert_eq!(out["policyDocument"]["Statement"][0]["Resource"], ARN);
 
     let v2 = v2_event(Some(&format!("Bearer {TOKEN}")), Some(&cert.pem));
     let out = run(&env, v2.clone()).await.unwrap();
@@ -434,7 +460,7 @@ async fn token_and_http_api_events() {
         .contains("BEGIN CERTIFICATE"));
 
     server.reset().await;
-    mount_authlete(&server, answering("UNAUTHORIZED")).await;
+    mount_authlete(&server, bound("UNAUTHORIZED", &cert)).await;
     let out = run(&simple, v2.clone()).await.unwrap();
     assert_eq!(out["isAuthorized"], false);
     let strict = authlete_env(
@@ -462,6 +488,24 @@ async fn malformed_events_are_internal_errors_in_both_modes() {
     no_ctx.as_object_mut().unwrap().remove("requestContext");
     let mut wrong_type = rest_event(Some(&format!("Bearer {TOKEN}")), None);
     wrong_type["headers"] = json!(["Authorization"]);
+    let mut header_number = rest_event(Some(&format!("Bearer {TOKEN}")), None);
+    header_number["headers"]["X-Number"] = json!(5);
+    let mut header_list = rest_event(Some(&format!("Bearer {TOKEN}")), None);
+    header_list["headers"]["Authorization"] = json!([format!("Bearer {TOKEN}")]);
+    let mut multi_not_list = rest_event(Some(&format!("Bearer {TOKEN}")), None);
+    multi_not_list["multiValueHeaders"] = json!({"Authorization": format!("Bearer {TOKEN}")});
+    let mut authentication_string = rest_event(Some(&format!("Bearer {TOKEN}")), None);
+    authentication_string["requestContext"]["authentication"] = json!("yes");
+    let mut pem_number = rest_event(Some(&format!("Bearer {TOKEN}")), None);
+    pem_number["requestContext"]["identity"]["clientCert"] = json!({"clientCertPem": 42});
+    let mut arn_without_path = rest_event(Some(&format!("Bearer {TOKEN}")), None);
+    arn_without_path["methodArn"] =
+        json!("arn:aws:execute-api:eu-west-2:123456789012:a1b2c3d4e5/prod/GET");
+    let mut method_mismatch = rest_event(Some(&format!("Bearer {TOKEN}")), None);
+    method_mismatch["httpMethod"] = json!("DELETE");
+    let mut dpop_twice = rest_event(Some(&format!("Bearer {TOKEN}")), None);
+    dpop_twice["headers"]["DPoP"] = json!("a");
+    dpop_twice["headers"]["dpop"] = json!("b");
     let cases = [
         ("null", Value::Null),
         ("array", json!([1, 2])),
@@ -476,6 +520,18 @@ async fn malformed_events_are_internal_errors_in_both_modes() {
         ("bad methodArn", bad_arn),
         ("no requestContext", no_ctx),
         ("headers not a map", wrong_type),
+        ("a header value is a number", header_number),
+        ("a headers value is a list", header_list),
+        ("multiValueHeaders value not a list", multi_not_list),
+        ("authentication not an object", authentication_string),
+        ("clientCertPem not a string", pem_number),
+        ("methodArn without the path part", arn_without_path),
+        ("httpMethod contradicts methodArn", method_mismatch),
+        ("DPoP header twice", dpop_twice),
+        (
+            "type not a string",
+            json!({"type": ["TOKEN"], "methodArn": ARN}),
+        ),
         (
             "v2 without http",
             json!({"version": "2.0", "type": "REQUEST", "routeArn": ARN, "requestContext": {}}),

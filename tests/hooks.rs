@@ -12,9 +12,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use certbound::fronts::lambda::handle_event;
 use certbound::{
-    authorize, AuthRequest, Authorizer, Context, ContextValue, Decision, IntrospectionError,
-    IntrospectionRequest, IntrospectionResponse, Introspector, Settings, StandardAuthorizer,
-    Verdict,
+    authorize, Answer, AuthRequest, Authorizer, Context, ContextValue, Decision,
+    IntrospectionError, IntrospectionRequest, IntrospectionResponse, Introspector, Settings,
+    StandardAuthorizer, Verdict,
 };
 use common::*;
 use serde_json::json;
@@ -94,50 +94,44 @@ impl Authorizer for Recording {
 #[tokio::test]
 async fn hooks_run_in_the_reference_order_on_every_path() {
     let server = MockServer::start().await;
+    let cert = gen_cert("ec-p256", "client-a");
     let request = || {
-        let event = rest_event(Some(&format!("Bearer {TOKEN}")), None);
+        let event = rest_event(Some(&format!("Bearer {TOKEN}")), Some(&cert.pem));
         certbound::fronts::lambda::Event::parse(event)
             .unwrap()
             .to_auth_request()
             .unwrap()
     };
     let head = ["on_enter", "determine_scopes"];
-    let cases: Vec<(ResponseTemplate, &str, &str, &str)> = vec![
-        (answering("OK"), "true", "on_introspection", "on_allow"),
+    let cases: Vec<(Option<&'static str>, &str, &str, &str)> = vec![
+        (Some("OK"), "true", "on_introspection", "on_allow"),
+        (Some("FORBIDDEN"), "true", "on_introspection", "on_deny"),
         (
-            answering("FORBIDDEN"),
-            "true",
-            "on_introspection",
-            "on_deny",
-        ),
-        (
-            answering("UNAUTHORIZED"),
+            Some("UNAUTHORIZED"),
             "false",
             "on_introspection",
             "on_unauthorized",
         ),
         (
-            answering("INTERNAL_SERVER_ERROR"),
+            Some("INTERNAL_SERVER_ERROR"),
             "false",
             "on_introspection",
             "on_internal_server_error",
         ),
         (
-            ResponseTemplate::new(503),
+            None,
             "false",
             "on_introspection_error",
             "on_internal_server_error",
         ),
-        (
-            ResponseTemplate::new(503),
-            "true",
-            "on_introspection_error",
-            "on_deny",
-        ),
+        (None, "true", "on_introspection_error", "on_deny"),
     ];
     for (answer, policy, third, last) in cases {
         server.reset().await;
-        mount_authlete(&server, answer).await;
+        match answer {
+            Some(action) => mount_authlete(&server, bound(action, &cert)).await,
+            None => mount_authlete(&server, ResponseTemplate::new(503)).await,
+        }
         let env = authlete_env(&server.uri(), false, &[("CERTBOUND_POLICY", policy)]);
         let (_, inner) = authorizer(&env);
         let rec = Recording {
@@ -156,17 +150,21 @@ async fn hooks_run_in_the_reference_order_on_every_path() {
 async fn a_custom_determine_scopes_changes_the_decision() {
     // The double behaves like Authlete: FORBIDDEN when asked for a scope the
     // token does not have (time:query), OK otherwise.
+    let cert = gen_cert("ec-p256", "client-a");
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(body_partial_json(json!({"scopes": ["time:query"]})))
-        .respond_with(answering("FORBIDDEN"))
+        .respond_with(bound("FORBIDDEN", &cert))
         .with_priority(1)
         .mount(&server)
         .await;
-    mount_authlete(&server, answering("OK")).await;
+    mount_authlete(&server, bound("OK", &cert)).await;
     let env = authlete_env(&server.uri(), false, &[]);
     let (config, standard) = authorizer(&env);
-    let mut event = rest_event(Some(&format!("Bearer {TOKEN}")), None);
+    let mut event = rest_event(Some(&format!("Bearer {TOKEN}")), Some(&cert.pem));
+    event["resource"] = json!("/time");
+    event["path"] = json!("/time");
+    event["pathParameters"] = json!(null);
     event["methodArn"] =
         json!("arn:aws:execute-api:eu-west-2:123456789012:a1b2c3d4e5/prod/GET/time");
 
@@ -176,7 +174,7 @@ async fn a_custom_determine_scopes_changes_the_decision() {
     assert_eq!(effect(&out), "Allow", "stock authorizer requires no scope");
 
     let custom = time_scopes::TimeAuthorizer {
-        inner: config.build_authorizer().unwrap(),
+        inner: certbound::bootstrap::authorizer(&config).unwrap(),
     };
     let out = handle_event(&custom, config.http_api_response, event.clone(), None)
         .await
@@ -191,8 +189,31 @@ async fn a_custom_determine_scopes_changes_the_decision() {
     assert!(bodies[0].get("scopes").is_none());
     assert_eq!(bodies[1]["scopes"], json!(["time:query"]));
 
+    // Spellings of the same path cannot slip past the hook: it sees the
+    // normalised path (TOKEN events carry only the ARN's concrete path).
+    for arn_path in ["time/", "x/../time", "%74ime", "time?q=1"] {
+        let token_event = json!({"type": "TOKEN", "authorizationToken": format!("Bearer {TOKEN}"),
+            "methodArn": format!("arn:aws:execute-api:eu-west-2:123456789012:a1b2c3d4e5/prod/GET/{arn_path}")});
+        let env = authlete_env(
+            &server.uri(),
+            false,
+            &[("CERTBOUND_REQUIRE_BINDING", "false")],
+        );
+        let (config, _) = authorizer(&env);
+        let custom = time_scopes::TimeAuthorizer {
+            inner: certbound::bootstrap::authorizer(&config).unwrap(),
+        };
+        let out = handle_event(&custom, config.http_api_response, token_event, None)
+            .await
+            .unwrap();
+        assert_eq!(effect(&out), "Deny", "/{arn_path} is /time");
+    }
+
     // Other routes keep the standard behaviour.
     event["methodArn"] = json!(ARN);
+    event["resource"] = json!("/accounts/{id}/balances");
+    event["path"] = json!("/accounts/1234/balances");
+    event["pathParameters"] = json!({"id": "1234"});
     let out = handle_event(&custom, config.http_api_response, event, None)
         .await
         .unwrap();
@@ -204,10 +225,7 @@ struct Unreachable;
 
 #[async_trait]
 impl Introspector for Unreachable {
-    async fn introspect(
-        &self,
-        _: &IntrospectionRequest,
-    ) -> Result<IntrospectionResponse, IntrospectionError> {
+    async fn introspect(&self, _: &IntrospectionRequest) -> Result<Answer, IntrospectionError> {
         panic!("the AS must not be asked")
     }
 }
@@ -218,5 +236,9 @@ async fn core_runs_without_network_and_without_a_token_never_asks() {
     let r = AuthRequest::new(certbound::request::Source::Http, "GET", "/x", "GET /x");
     let v = authorize(&a, &r).await;
     assert_eq!(v.decision, Decision::Deny);
-    assert_eq!(v.challenge.as_deref(), Some("Bearer"));
+    assert_eq!(
+        v.challenge.map(|c| c.to_string()).as_deref(),
+        Some("Bearer")
+    );
+    assert_eq!(v.reason, Some(certbound::Reason::TokenMissing));
 }

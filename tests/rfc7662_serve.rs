@@ -8,10 +8,12 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use certbound::backends::rfc7662::parse_response;
+use certbound::backends::{Answer, IntrospectionResponse};
 use certbound::cert::ClientCert;
-use certbound::introspection::rfc7662::{decide, Rfc7662Body};
-use certbound::request::Scheme;
-use certbound::{Action, IntrospectionRequest};
+use certbound::decision::{before_backend, decide, BindingPolicy, Facts, Validation};
+use certbound::request::{parse_authorization, AuthRequest, PresentedCert, Source};
+use certbound::Action;
 use common::*;
 use serde_json::{json, Value};
 use wiremock::matchers::{body_string_contains, header, method, path};
@@ -19,29 +21,38 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const NOW: i64 = 1_800_000_000;
 
-fn request(
-    cert: Option<&ClientCert>,
-    scopes: Option<&[&str]>,
-    scheme: Scheme,
-) -> IntrospectionRequest {
-    IntrospectionRequest {
-        token: TOKEN.into(),
-        scheme,
-        scopes: scopes.map(|s| s.iter().map(|x| x.to_string()).collect()),
-        client_cert: cert.cloned(),
-        dpop: None,
-        htm: Some("GET".into()),
-        htu: None,
-    }
-}
-
+/// The core's decision over an RFC 7662 answer, as `authorize` makes it.
 fn run_decide(
     body: Value,
-    req: &IntrospectionRequest,
-    require_binding: bool,
-) -> certbound::IntrospectionResponse {
-    let parsed: Rfc7662Body = serde_json::from_value(body.clone()).unwrap();
-    decide(&parsed, body, req, require_binding, None, NOW)
+    cert: Option<&ClientCert>,
+    scopes: Option<&[&str]>,
+    scheme: &str,
+    binding: BindingPolicy,
+) -> IntrospectionResponse {
+    let mut r = AuthRequest::new(Source::Http, "GET", "/x", "GET /x");
+    r.credentials = parse_authorization(&format!("{scheme} {TOKEN}"));
+    r.client_cert = cert
+        .map(|c| PresentedCert::Present(c.clone()))
+        .unwrap_or_default();
+    let scopes: Option<Vec<String>> = scopes.map(|s| s.iter().map(|x| x.to_string()).collect());
+    let facts = Facts {
+        request: &r,
+        scopes: scopes.as_deref(),
+        backend_verifies_dpop: false,
+        realm: None,
+    };
+    let validation = Validation {
+        binding,
+        ..Validation::default()
+    };
+    before_backend(&facts, &validation).unwrap_or_else(|| {
+        decide(
+            &facts,
+            &validation,
+            Answer::Claims(parse_response(body).unwrap()),
+            NOW,
+        )
+    })
 }
 
 #[test]
@@ -59,136 +70,245 @@ fn rfc7662_decisions() {
         }
         v
     };
-    let bearer = Scheme::Bearer;
-    let cases: Vec<(&str, Value, IntrospectionRequest, bool, Action, &str)> = vec![
+    use BindingPolicy::{Certificate as Required, Off};
+    type Case<'a> = (
+        &'a str,
+        Value,
+        Option<&'a ClientCert>,
+        Option<&'a [&'a str]>,
+        &'a str,
+        BindingPolicy,
+        Action,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
         (
             "valid",
             bound(json!({})),
-            request(Some(&cert_a), Some(&["api:read"]), bearer),
-            true,
+            Some(&cert_a),
+            Some(&["api:read"]),
+            "Bearer",
+            Required,
             Action::Ok,
             "certbound.ok",
         ),
         (
             "no scope required",
             bound(json!({})),
-            request(Some(&cert_a), None, bearer),
-            true,
+            Some(&cert_a),
+            None,
+            "Bearer",
+            Required,
             Action::Ok,
             "certbound.ok",
         ),
         (
             "inactive",
             json!({"active": false}),
-            request(Some(&cert_a), None, bearer),
-            true,
+            Some(&cert_a),
+            None,
+            "Bearer",
+            Required,
             Action::Unauthorized,
-            "certbound.inactive",
+            "certbound.token_inactive",
         ),
         (
-            "expired",
-            bound(json!({"exp": NOW})),
-            request(Some(&cert_a), None, bearer),
-            true,
+            "expired beyond the leeway",
+            bound(json!({"exp": NOW - 11})),
+            Some(&cert_a),
+            None,
+            "Bearer",
+            Required,
             Action::Unauthorized,
-            "certbound.expired",
+            "certbound.token_expired",
+        ),
+        (
+            "expired within the leeway",
+            bound(json!({"exp": NOW - 5})),
+            Some(&cert_a),
+            None,
+            "Bearer",
+            Required,
+            Action::Ok,
+            "certbound.ok",
         ),
         (
             "not yet valid",
-            bound(json!({"nbf": NOW + 10})),
-            request(Some(&cert_a), None, bearer),
-            true,
+            bound(json!({"nbf": NOW + 11})),
+            Some(&cert_a),
+            None,
+            "Bearer",
+            Required,
             Action::Unauthorized,
-            "certbound.not_yet_valid",
+            "certbound.token_not_yet_valid",
+        ),
+        (
+            "nbf within the leeway",
+            bound(json!({"nbf": NOW + 5})),
+            Some(&cert_a),
+            None,
+            "Bearer",
+            Required,
+            Action::Ok,
+            "certbound.ok",
+        ),
+        (
+            "issued in the future",
+            bound(json!({"iat": NOW + 60})),
+            Some(&cert_a),
+            None,
+            "Bearer",
+            Required,
+            Action::Unauthorized,
+            "certbound.token_not_yet_valid",
         ),
         (
             "other cert",
             bound(json!({})),
-            request(Some(&cert_b), None, bearer),
-            true,
+            Some(&cert_b),
+            None,
+            "Bearer",
+            Required,
             Action::Unauthorized,
-            "certbound.certificate_mismatch",
+            "certbound.cert_mismatch",
         ),
         (
             "no cert",
             bound(json!({})),
-            request(None, None, bearer),
-            true,
+            None,
+            None,
+            "Bearer",
+            Required,
             Action::Unauthorized,
-            "certbound.certificate_missing",
+            "certbound.cert_missing",
+        ),
+        (
+            "no cert, binding optional, bound token",
+            bound(json!({})),
+            None,
+            None,
+            "Bearer",
+            Off,
+            Action::Unauthorized,
+            "certbound.cert_missing",
         ),
         (
             "unbound, binding required",
             json!({"active": true, "scope": "api:read"}),
-            request(Some(&cert_a), None, bearer),
-            true,
+            Some(&cert_a),
+            None,
+            "Bearer",
+            Required,
             Action::Unauthorized,
-            "certbound.unbound_token",
+            "certbound.token_unbound",
         ),
         (
             "unbound, binding optional",
             json!({"active": true, "scope": "api:read"}),
-            request(None, Some(&["api:read"]), bearer),
-            false,
+            None,
+            Some(&["api:read"]),
+            "Bearer",
+            Off,
             Action::Ok,
             "certbound.ok",
         ),
         (
             "bound even when binding optional",
             bound(json!({})),
-            request(Some(&cert_b), None, bearer),
-            false,
+            Some(&cert_b),
+            None,
+            "Bearer",
+            Off,
             Action::Unauthorized,
-            "certbound.certificate_mismatch",
+            "certbound.cert_mismatch",
         ),
         (
             "missing scope",
             bound(json!({})),
-            request(Some(&cert_a), Some(&["api:read", "admin"]), bearer),
-            true,
+            Some(&cert_a),
+            Some(&["api:read", "admin"]),
+            "Bearer",
+            Required,
             Action::Forbidden,
-            "certbound.insufficient_scope",
+            "certbound.scope_insufficient",
         ),
         (
             "DPoP-bound token as bearer",
-            bound(json!({"cnf": {"jkt": "abc"}})),
-            request(Some(&cert_a), None, bearer),
-            true,
+            bound(json!({"cnf": {"jkt": "abc", "x5t#S256": a.openssl_thumbprint}})),
+            Some(&cert_a),
+            None,
+            "Bearer",
+            Required,
             Action::Unauthorized,
-            "certbound.dpop_unsupported",
+            "certbound.dpop_unverifiable",
         ),
         (
             "DPoP scheme",
             bound(json!({})),
-            request(Some(&cert_a), None, Scheme::DPoP),
-            true,
+            Some(&cert_a),
+            None,
+            "DPoP",
+            Required,
             Action::Unauthorized,
-            "certbound.dpop_unsupported",
+            "certbound.dpop_unverifiable",
+        ),
+        (
+            "DPoP scheme, certificate-or-dpop",
+            bound(json!({})),
+            Some(&cert_a),
+            None,
+            "DPoP",
+            BindingPolicy::CertificateOrDpop,
+            Action::Unauthorized,
+            "certbound.dpop_unverifiable",
         ),
         (
             "case of thumbprint matters",
             bound(json!({"cnf": {"x5t#S256": a.openssl_thumbprint.to_lowercase()}})),
-            request(Some(&cert_a), None, bearer),
-            true,
+            Some(&cert_a),
+            None,
+            "Bearer",
+            Required,
             Action::Unauthorized,
-            "certbound.certificate_mismatch",
+            "certbound.cert_mismatch",
+        ),
+        (
+            "standard base64 thumbprint never matches",
+            bound(
+                json!({"cnf": {"x5t#S256": a.openssl_thumbprint.replace('-', "+").replace('_', "/")}}),
+            ),
+            Some(&cert_a),
+            None,
+            "Bearer",
+            Required,
+            if a.openssl_thumbprint.contains(['-', '_']) {
+                Action::Unauthorized
+            } else {
+                Action::Ok
+            },
+            if a.openssl_thumbprint.contains(['-', '_']) {
+                "certbound.cert_mismatch"
+            } else {
+                "certbound.ok"
+            },
         ),
     ];
-    for (name, body, req, require, action, code) in cases {
-        let r = run_decide(body, &req, require);
+    for (name, body, cert, scopes, scheme, binding, action, code) in cases {
+        let r = run_decide(body, cert, scopes, scheme, binding);
         assert_eq!(r.action, action, "{name}");
         assert_eq!(r.result_code.as_deref(), Some(code), "{name}");
+        let challenge = r.challenge.as_ref().map(ToString::to_string);
         match action {
-            Action::Ok => assert!(r.response_content.is_none(), "{name}"),
+            Action::Ok => assert!(challenge.is_none(), "{name}"),
             Action::Forbidden => assert_eq!(
-                r.response_content.as_deref(),
+                challenge.as_deref(),
                 Some(
                     r#"Bearer error="insufficient_scope",error_description="token lacks a required scope",scope="admin""#
                 ),
                 "{name}"
             ),
             _ => assert!(
-                r.response_content
+                challenge
                     .as_deref()
                     .unwrap()
                     .contains("error=\"invalid_token\""),
@@ -196,11 +316,7 @@ fn rfc7662_decisions() {
             ),
         }
     }
-    let ok = run_decide(
-        bound(json!({})),
-        &request(Some(&cert_a), None, bearer),
-        true,
-    );
+    let ok = run_decide(bound(json!({})), Some(&cert_a), None, "Bearer", Required);
     assert_eq!(ok.client_id.as_deref(), Some("client-a"));
     assert_eq!(
         ok.scopes,
@@ -251,7 +367,7 @@ fn rfc7662_env(base: &str, extra: &[(&str, &str)]) -> HashMap<String, String> {
 
 async fn serve(env: &HashMap<String, String>) -> String {
     let (config, authorizer) = authorizer(env);
-    let app = certbound::fronts::http::router(Arc::new(authorizer), config.cert_header);
+    let app = certbound::fronts::http::router(Arc::new(authorizer), config.serve);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -266,7 +382,7 @@ struct Call<'a> {
 }
 
 async fn call(base: &str, c: Call<'_>) -> reqwest::Response {
-    let client = certbound::introspection::http::build_client(&Default::default()).unwrap();
+    let client = certbound::transport::build_client(&Default::default()).unwrap();
     let mut r = client
         .get(format!("{base}/authorize"))
         .header("X-Original-Method", c.method)
@@ -344,6 +460,7 @@ async fn serve_mode_matrix() {
         www(&r)
     );
     assert!(r.headers().get("x-certbound-sub").is_none());
+    assert_eq!(r.headers()["x-certbound-reason"], "cert_mismatch");
 
     // No cert → 401; no token → 401 with a bare challenge; bad scheme → 401 invalid_request.
     let r = call(
@@ -442,16 +559,24 @@ async fn serve_mode_understands_envoy_and_rfc9440_headers() {
     let bearer = format!("Bearer {TOKEN}");
     let url_pem = percent_encoding::utf8_percent_encode(&a.pem, percent_encoding::NON_ALPHANUMERIC)
         .to_string();
-    for (header_name, value) in [
+    for (format, header_name, value) in [
         (
+            "xfcc",
             "x-forwarded-client-cert",
-            format!("By=spiffe://gw;Hash=00;Cert=\"{url_pem}\";Subject=\"CN=client-a\""),
+            format!(
+                "By=spiffe://gw;Hash=00;Cert=\"{}\";Subject=\"CN=client-a\"",
+                envoy_escape(&a.pem)
+            ),
         ),
-        ("client-cert", format!(":{}:", STANDARD.encode(&a.der))),
+        (
+            "rfc9440",
+            "client-cert",
+            format!(":{}:", STANDARD.encode(&a.der)),
+        ),
     ] {
         let base = serve(&rfc7662_env(
             &as_server.uri(),
-            &[("CERTBOUND_CERT_HEADER", header_name)],
+            &[("CERTBOUND_CERT_FORMAT", format)],
         ))
         .await;
         let r = call(

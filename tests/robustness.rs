@@ -5,12 +5,13 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use certbound::backends::AsDecision;
 use certbound::cert::ClientCert;
 use certbound::config::HttpApiResponse;
 use certbound::fronts::lambda::handle_event;
 use certbound::{
-    Action, IntrospectionError, IntrospectionRequest, IntrospectionResponse, Introspector,
-    Settings, StandardAuthorizer,
+    Action, Answer, IntrospectionError, IntrospectionRequest, Introspector, Settings,
+    StandardAuthorizer,
 };
 use serde_json::{json, Value};
 
@@ -77,17 +78,21 @@ fn mutate(v: &mut Value, rng: &mut Rng, depth: usize) {
     }
 }
 
-struct Always(Result<IntrospectionResponse, IntrospectionError>);
+struct Always(Result<Answer, IntrospectionError>);
 
 #[async_trait]
 impl Introspector for Always {
-    async fn introspect(
-        &self,
-        _: &IntrospectionRequest,
-    ) -> Result<IntrospectionResponse, IntrospectionError> {
+    async fn introspect(&self, _: &IntrospectionRequest) -> Result<Answer, IntrospectionError> {
         self.0.clone()
     }
+
+    fn verifies_dpop(&self) -> bool {
+        true
+    }
 }
+
+/// The `x5t#S256` of the certificate in `events/*.json`.
+const EVENTS_THUMBPRINT: &str = "t9i3fFFsi40iaYFo6grXDTsBiCbSEynf5czFoatax44";
 
 fn events() -> Vec<Value> {
     [
@@ -120,26 +125,22 @@ async fn mutated_events_never_panic_and_never_allow_without_an_ok() {
         Settings::default(),
     );
     let unauthorized = StandardAuthorizer::new(
-        Arc::new(Always(Ok(IntrospectionResponse::local(
+        Arc::new(Always(Ok(Answer::Decided(AsDecision::new(
             Action::Unauthorized,
-            "x",
-            "x",
-            None,
-        )))),
+        ))))),
         Settings {
             policy: false,
             ..Settings::default()
         },
     );
+    // An AS that says OK for a token bound to the events' certificate.
+    let mut bound_ok = AsDecision::new(Action::Ok);
+    bound_ok.certificate_thumbprint = Some(EVENTS_THUMBPRINT.into());
     let ok = StandardAuthorizer::new(
-        Arc::new(Always(Ok(IntrospectionResponse::local(
-            Action::Ok,
-            "x",
-            "x",
-            None,
-        )))),
+        Arc::new(Always(Ok(Answer::Decided(bound_ok)))),
         Settings::default(),
     );
+    let pem_body = "MIIBzDCCAXGgAwIBAgIUOI3fMszDoInlRlHelxGUQ4MsWNMw";
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut runs = 0;
     for event in events() {
@@ -158,10 +159,13 @@ async fn mutated_events_never_panic_and_never_allow_without_an_ok() {
                     "{e}"
                 );
                 // With an AS that says OK: whatever happens, no panic, and an
-                // Allow only for an event that still carries a token.
+                // Allow only for an event that still carries a token and the
+                // certificate the token is bound to.
                 if allowed(&handle_event(&ok, mode, e.clone(), None).await) {
-                    let text = e.to_string().to_ascii_lowercase();
-                    assert!(text.contains("bearer ") || text.contains("dpop "), "{e}");
+                    let text = e.to_string();
+                    let lower = text.to_ascii_lowercase();
+                    assert!(lower.contains("bearer ") || lower.contains("dpop "), "{e}");
+                    assert!(text.contains(pem_body), "{e}");
                 }
                 runs += 3;
             }
@@ -177,7 +181,7 @@ fn certificate_parser_survives_random_and_truncated_input() {
     let mut rng = Rng(42);
     for len in 0..der.len() {
         assert!(
-            ClientCert::parse(&der[..len]).is_err(),
+            ClientCert::detect(&der[..len]).is_err(),
             "truncated DER at {len} accepted"
         );
     }
@@ -193,10 +197,10 @@ fn certificate_parser_survives_random_and_truncated_input() {
         }
         // Must not panic; may or may not parse (a flip inside a signature
         // still yields a well-formed certificate, with another thumbprint).
-        if let Ok(c) = ClientCert::parse(&bytes) {
+        if let Ok(c) = ClientCert::detect(&bytes) {
             assert_eq!(c.thumbprint().len(), 43);
         }
         let random: Vec<u8> = (0..rng.below(300)).map(|_| rng.next() as u8).collect();
-        let _ = ClientCert::parse(&random);
+        let _ = ClientCert::detect(&random);
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use certbound::config::{BackendConfig, Config, Env};
-use certbound::secrets::fetch_overlay;
+use secrecy::ExposeSecret;
 use serde_json::json;
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -46,8 +46,9 @@ fn base_env(ext: &str, extra: &[(&str, &str)]) -> HashMap<String, String> {
 
 async fn load(map: &HashMap<String, String>) -> Result<Config, String> {
     let env = Env::from_map(map);
-    let overlay = fetch_overlay(&env).await.map_err(|e| e.to_string())?;
-    Config::from_env(&env.with_overlay(overlay)).map_err(|e| e.to_string())
+    certbound::bootstrap::load_config(&env)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 #[tokio::test]
@@ -61,7 +62,10 @@ async fn json_secret_fills_the_variables() {
     .unwrap();
     match c.backend {
         BackendConfig::Authlete(a) => {
-            assert_eq!(a.api_secret.as_deref(), Some("from-secrets-manager"))
+            assert_eq!(
+                a.api_secret.as_ref().map(|s| s.expose_secret()),
+                Some("from-secrets-manager")
+            )
         }
         other => panic!("{other:?}"),
     }
@@ -75,7 +79,10 @@ async fn plain_secret_is_the_backends_secret() {
         .unwrap();
     match c.backend {
         BackendConfig::Authlete(a) => {
-            assert_eq!(a.access_token.as_deref(), Some("v3-service-token"))
+            assert_eq!(
+                a.access_token.as_ref().map(|s| s.expose_secret()),
+                Some("v3-service-token")
+            )
         }
         other => panic!("{other:?}"),
     }
@@ -92,19 +99,42 @@ async fn plain_secret_is_the_backends_secret() {
         ],
     );
     match load(&map).await.unwrap().backend {
-        BackendConfig::Rfc7662(r) => assert_eq!(r.client_secret, "rs-secret"),
+        BackendConfig::Rfc7662(r) => assert_eq!(r.client_secret.expose_secret(), "rs-secret"),
         other => panic!("{other:?}"),
     }
 }
 
 #[tokio::test]
 async fn secret_problems_are_clear_errors() {
-    let ext = extension(r#"{"PATH":"/evil"}"#).await;
+    // Only credentials may come from the secret: whoever writes it must not
+    // redirect introspection (and so every token) or switch binding off.
+    for (key, value) in [
+        ("PATH", "/evil"),
+        (
+            "CERTBOUND_INTROSPECTION_ENDPOINT",
+            "https://attacker.example/introspect",
+        ),
+        ("AUTHLETE_BASE_URL", "https://attacker.example"),
+        ("CERTBOUND_REQUIRE_BINDING", "false"),
+        ("CERTBOUND_SCOPE_DEFAULT", "none"),
+    ] {
+        let ext = extension(
+            &serde_json::json!({ key: value, "AUTHLETE_SERVICE_APISECRET": "s" }).to_string(),
+        )
+        .await;
+        let e = load(&base_env(&ext.uri(), &[])).await.unwrap_err();
+        assert!(
+            e.contains("may only hold credentials") && e.contains(key),
+            "{key}: {e}"
+        );
+        assert!(
+            !e.contains(value),
+            "the value stays out of the message: {e}"
+        );
+    }
+    let ext = extension(r#"{"AUTHLETE_SERVICE_APISECRET": 42}"#).await;
     let e = load(&base_env(&ext.uri(), &[])).await.unwrap_err();
-    assert!(
-        e.contains("not an AUTHLETE_* or CERTBOUND_* variable"),
-        "{e}"
-    );
+    assert!(e.contains("not a string"), "{e}");
 
     let ext = extension("   ").await;
     assert!(load(&base_env(&ext.uri(), &[]))

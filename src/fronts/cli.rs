@@ -11,11 +11,10 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+use crate::bootstrap::{start_from_process_env, Ready};
 use crate::cert::ClientCert;
-use crate::config::{Config, Env};
 use crate::fronts::lambda::{handle_event, HandlerError};
-use crate::StandardAuthorizer;
-use crate::{logging, secrets};
+use crate::logging;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -78,22 +77,6 @@ pub async fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     }
 }
 
-/// Configuration from the environment, with secrets fetched at start.
-pub async fn load_config() -> Result<Config, String> {
-    let env = Env::process();
-    let overlay = secrets::fetch_overlay(&env)
-        .await
-        .map_err(|e| e.to_string())?;
-    Config::from_env(&env.with_overlay(overlay)).map_err(|e| e.to_string())
-}
-
-/// The configuration and the ready-made authorizer built from it.
-pub async fn load_authorizer() -> Result<(Config, StandardAuthorizer), String> {
-    let config = load_config().await?;
-    let authorizer = config.build_authorizer().map_err(|e| e.to_string())?;
-    Ok((config, authorizer))
-}
-
 fn usage_error(message: &str) -> ExitCode {
     eprintln!("certbound: {message}");
     ExitCode::from(2)
@@ -119,15 +102,18 @@ async fn invoke(event: &str) -> ExitCode {
         Ok(b) => b,
         Err(e) => return usage_error(&format!("cannot read event {event}: {e}")),
     };
-    let (config, authorizer) = match load_authorizer().await {
+    let Ready { config, authorizer } = match start_from_process_env().await {
         Ok(ready) => ready,
-        Err(e) => return usage_error(&e),
+        Err(e) => return usage_error(&e.to_string()),
     };
     let result = match serde_json::from_slice::<serde_json::Value>(&bytes) {
         Ok(payload) => handle_event(&authorizer, config.http_api_response, payload, None).await,
         Err(e) => {
-            tracing::warn!(error = %e, "event is not JSON");
-            Err(HandlerError::InvalidEvent(e.to_string()))
+            let kind = crate::transport::json_error_kind(&e);
+            tracing::warn!(reason = "event_invalid", error = kind, "event is not JSON");
+            Err(HandlerError::InvalidEvent(format!(
+                "event is not JSON ({kind})"
+            )))
         }
     };
     match result {
@@ -150,7 +136,7 @@ fn thumbprint(file: &str) -> ExitCode {
         Ok(b) => b,
         Err(e) => return usage_error(&format!("cannot read {file}: {e}")),
     };
-    match ClientCert::parse(&bytes) {
+    match ClientCert::detect(&bytes) {
         Ok(cert) => {
             println!("{}", cert.thumbprint());
             ExitCode::SUCCESS
@@ -160,11 +146,11 @@ fn thumbprint(file: &str) -> ExitCode {
 }
 
 async fn serve(listen: SocketAddr) -> ExitCode {
-    let (config, authorizer) = match load_authorizer().await {
+    let Ready { config, authorizer } = match start_from_process_env().await {
         Ok(ready) => ready,
-        Err(e) => return usage_error(&e),
+        Err(e) => return usage_error(&e.to_string()),
     };
-    match crate::fronts::http::serve(Arc::new(authorizer), config.cert_header, listen).await {
+    match crate::fronts::http::serve(Arc::new(authorizer), config.serve, listen).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => usage_error(&format!("cannot serve on {listen}: {e}")),
     }
@@ -174,15 +160,16 @@ async fn lambda() -> ExitCode {
     let result = if std::env::var_os("CERTBOUND_SECRET_ID").is_some() {
         // The secrets extension answers only during INVOKE: build lazily.
         crate::fronts::lambda::run_lazy(|| async {
-            let (config, authorizer) = load_authorizer().await?;
+            let Ready { config, authorizer } =
+                start_from_process_env().await.map_err(|e| e.to_string())?;
             let authorizer: Arc<dyn crate::Authorizer> = Arc::new(authorizer);
             Ok((authorizer, config.http_api_response))
         })
         .await
     } else {
         // No network needed: fail at init, where a bad deployment shows.
-        match load_authorizer().await {
-            Ok((config, authorizer)) => {
+        match start_from_process_env().await {
+            Ok(Ready { config, authorizer }) => {
                 crate::fronts::lambda::run(Arc::new(authorizer), config.http_api_response).await
             }
             Err(e) => {

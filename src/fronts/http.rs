@@ -1,94 +1,174 @@
 //! HTTP auth front (`certbound serve`): the same core behind an endpoint for
-//! nginx `auth_request`, Traefik `forwardAuth` or Envoy `ext_authz` (HTTP).
+//! nginx `auth_request`, Traefik `forwardAuth` or Envoy `ext_authz` (HTTP
+//! service).
 //!
-//! - method / path: `X-Original-Method` / `X-Original-URI` (else the
-//!   request's own);
-//! - client certificate: the configured trusted header (nginx
-//!   `X-Ssl-Cert`, Envoy `X-Forwarded-Client-Cert`, RFC 9440 `Client-Cert`),
-//!   which the proxy in front MUST overwrite;
-//! - answer: 200 with the context as `X-Certbound-*` headers; 401 (no or
+//! - **original method and URI** (`CERTBOUND_PROXY`): nginx
+//!   `X-Original-Method` / `X-Original-URI`; Traefik `X-Forwarded-Method` /
+//!   `X-Forwarded-Uri`; Envoy: the request's own method and path minus
+//!   `CERTBOUND_PATH_PREFIX`. Missing or repeated → refused (500,
+//!   `event_invalid`), never "no scope";
+//! - **client certificate**: the configured trusted header, in the
+//!   configured format (`CERTBOUND_CERT_FORMAT`), which the proxy in front
+//!   MUST overwrite; sent twice → refused;
+//! - **answer**: 200 with the context as `X-Certbound-*` headers; 401 (no or
 //!   bad token, `auth_request` passes only 401/403 through) or 403 with
-//!   `WWW-Authenticate`; 500 when introspection failed.
+//!   `WWW-Authenticate` and `X-Certbound-Reason`; 500 when the backend
+//!   failed or the request is not understood;
+//! - **health**: `GET /healthz`, which cannot collide with a protected path
+//!   (nginx and Traefik name the protected path in headers; under Envoy
+//!   every authorization request starts with the path prefix).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Router;
 
 use crate::authorizer::{authorize, Authorizer};
-use crate::introspection::Action;
+use crate::backends::Action;
+use crate::cert::CertError;
+use crate::config::{ProxyKind, ServeConfig};
 use crate::request::{
-    credentials_from_headers, header_map, htu, single_header, AuthRequest, PresentedCert, Source,
+    credentials_from_headers, htu, single_header, AuthRequest, HeaderError, Headers, PresentedCert,
+    Source,
 };
-use crate::verdict::Verdict;
+use crate::verdict::{Reason, Verdict};
 
 /// Prefix of the response headers that carry the context.
 pub const CONTEXT_HEADER_PREFIX: &str = "x-certbound-";
 
+/// The health path.
+pub const HEALTH_PATH: &str = "/healthz";
+
 struct Front {
     authorizer: Arc<dyn Authorizer>,
-    cert_header: HeaderName,
+    serve: ServeConfig,
 }
 
-/// The router: `GET /healthz`, and every other path authorizes.
-pub fn router(authorizer: Arc<dyn Authorizer>, cert_header: HeaderName) -> Router {
-    let front = Arc::new(Front {
-        authorizer,
-        cert_header,
-    });
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .fallback(handle)
-        .with_state(front)
+/// The router: `GET /healthz`, and authorization for everything else
+/// (under Envoy: for paths under the prefix only).
+pub fn router(authorizer: Arc<dyn Authorizer>, serve: ServeConfig) -> Router {
+    let front = Arc::new(Front { authorizer, serve });
+    Router::new().fallback(handle).with_state(front)
+}
+
+/// Why a proxied request could not be understood.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// A header the configured proxy must send is missing, repeated or not text.
+    #[error(transparent)]
+    Header(#[from] HeaderError),
+    /// The original method is not an HTTP method token.
+    #[error("the original method is not an HTTP method")]
+    Method,
 }
 
 /// Reads the authorization question from the forwarded request.
 pub fn to_auth_request(
-    method: &str,
-    uri: &str,
+    method: &Method,
+    path_and_query: &str,
     headers: &HeaderMap,
-    cert_header: &HeaderName,
-) -> AuthRequest {
-    let method = single_header(headers, "x-original-method").unwrap_or_else(|| method.to_owned());
-    let uri = single_header(headers, "x-original-uri").unwrap_or_else(|| uri.to_owned());
-    let path = uri.split(['?', '#']).next().unwrap_or("/").to_owned();
-    let mut r = AuthRequest::new(
-        Source::Http,
-        &method,
-        &path,
-        &format!("{} {path}", method.to_ascii_uppercase()),
-    );
+    serve: &ServeConfig,
+) -> Result<AuthRequest, RequestError> {
+    let (method, uri) = match serve.proxy.original_headers() {
+        Some((method_header, uri_header)) => {
+            let required = |name: &str| {
+                single_header(headers, name)?.ok_or_else(|| HeaderError::Missing(name.to_owned()))
+            };
+            (required(method_header)?, required(uri_header)?)
+        }
+        None => {
+            let prefix = serve.path_prefix.as_deref().unwrap_or("");
+            let rest = path_and_query
+                .strip_prefix(prefix)
+                .unwrap_or(path_and_query);
+            let rest = if rest.is_empty() || rest.starts_with('?') {
+                format!("/{rest}")
+            } else {
+                rest.to_owned()
+            };
+            (method.as_str().to_owned(), rest)
+        }
+    };
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(RequestError::Method);
+    }
+    let method = method.to_ascii_uppercase();
+    let mut r = AuthRequest::new(Source::Http, &method, &uri, "");
+    r.resource = format!("{method} {}", if r.path.is_empty() { "-" } else { &r.path });
     r.credentials = credentials_from_headers(&[headers]);
-    r.dpop_proof = single_header(headers, "dpop");
-    let certs: Vec<&HeaderValue> = headers.get_all(cert_header).iter().collect();
+    r.dpop_proof = single_header(headers, "dpop")?;
+    let certs: Vec<&HeaderValue> = headers.get_all(&serve.cert_header).iter().collect();
     r.client_cert = match certs.as_slice() {
         [] => PresentedCert::Absent,
-        [one] => PresentedCert::from_optional(Some(&String::from_utf8_lossy(one.as_bytes()))),
-        _ => PresentedCert::Invalid(crate::cert::CertError::NotCertificate(
-            "certificate header sent more than once".into(),
-        )),
+        [one] => match one.to_str() {
+            Ok(text) => PresentedCert::from_format(serve.cert_format, Some(text)),
+            Err(_) => PresentedCert::Invalid(CertError::UrlEncoding),
+        },
+        _ => PresentedCert::Invalid(CertError::Repeated),
     };
-    let host =
-        single_header(headers, "x-forwarded-host").or_else(|| single_header(headers, "host"));
-    r.htu = htu(host.as_deref(), &path);
-    r.headers = header_map(headers);
-    r
+    let host = match single_header(headers, "x-forwarded-host")? {
+        Some(h) => Some(h),
+        None => single_header(headers, "host")?,
+    };
+    r.htu = htu(host.as_deref(), &r.path);
+    r.headers = Headers::from_map(headers);
+    Ok(r)
+}
+
+/// Whether an Envoy request path is under the prefix (segment-aware).
+fn under_prefix(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'))
 }
 
 async fn handle(State(front): State<Arc<Front>>, request: Request) -> Response {
     let (parts, _body) = request.into_parts();
-    let auth_request = to_auth_request(
-        parts.method.as_str(),
-        &parts.uri.to_string(),
-        &parts.headers,
-        &front.cert_header,
-    );
-    let verdict = authorize(front.authorizer.as_ref(), &auth_request).await;
-    to_response(&verdict)
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let authz = match (&front.serve.proxy, &front.serve.path_prefix) {
+        (ProxyKind::Envoy, Some(prefix)) => under_prefix(path_and_query, prefix),
+        _ => parts.uri.path() != HEALTH_PATH,
+    };
+    if !authz {
+        return if parts.uri.path() == HEALTH_PATH && parts.method == Method::GET {
+            (StatusCode::OK, "ok\n").into_response()
+        } else {
+            StatusCode::NOT_FOUND.into_response()
+        };
+    }
+    match to_auth_request(&parts.method, path_and_query, &parts.headers, &front.serve) {
+        Ok(auth_request) => {
+            let verdict = authorize(front.authorizer.as_ref(), &auth_request).await;
+            to_response(&verdict)
+        }
+        Err(e) => {
+            tracing::warn!(
+                target: "certbound::decision",
+                verdict = "InternalServerError",
+                reason = Reason::EventInvalid.as_str(),
+                error = %e,
+                "request not understood"
+            );
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                HeaderName::from_static("x-certbound-reason"),
+                HeaderValue::from_static("event_invalid"),
+            );
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                headers,
+                format!("REQUEST_NOT_UNDERSTOOD: {e}\n"),
+            )
+                .into_response()
+        }
+    }
 }
 
 /// The HTTP status for a verdict: by action, whatever the policy setting.
@@ -101,7 +181,8 @@ pub fn status(verdict: &Verdict) -> StatusCode {
     }
 }
 
-/// Status, `WWW-Authenticate`, `DPoP-Nonce` and `X-Certbound-*` headers.
+/// Status, `WWW-Authenticate` (from the verdict, not from the hook-editable
+/// context), `X-Certbound-Reason`, `DPoP-Nonce` and `X-Certbound-*` headers.
 pub fn to_response(verdict: &Verdict) -> Response {
     let status = status(verdict);
     let mut headers = HeaderMap::new();
@@ -121,8 +202,20 @@ pub fn to_response(verdict: &Verdict) -> Response {
                 headers.insert(name, value);
             }
         }
-    } else if let Some(value) = verdict.challenge.as_deref().and_then(header_value) {
-        headers.insert(axum::http::header::WWW_AUTHENTICATE, value);
+    } else {
+        if let Some(value) = verdict
+            .challenge
+            .as_ref()
+            .and_then(|c| header_value(&c.to_string()))
+        {
+            headers.insert(axum::http::header::WWW_AUTHENTICATE, value);
+        }
+        if let Some(reason) = verdict.reason {
+            headers.insert(
+                HeaderName::from_static("x-certbound-reason"),
+                HeaderValue::from_static(reason.as_str()),
+            );
+        }
     }
     if let Some(nonce) = verdict.dpop_nonce.as_deref().and_then(header_value) {
         headers.insert(HeaderName::from_static("dpop-nonce"), nonce);
@@ -147,12 +240,18 @@ fn header_value(v: &str) -> Option<HeaderValue> {
 /// Serves until SIGTERM / Ctrl-C.
 pub async fn serve(
     authorizer: Arc<dyn Authorizer>,
-    cert_header: HeaderName,
+    serve: ServeConfig,
     listen: SocketAddr,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    tracing::info!(listen = %listener.local_addr()?, cert_header = %cert_header, "certbound serve ready");
-    axum::serve(listener, router(authorizer, cert_header))
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        proxy = ?serve.proxy,
+        cert_format = %serve.cert_format,
+        cert_header = %serve.cert_header,
+        "certbound serve ready"
+    );
+    axum::serve(listener, router(authorizer, serve))
         .with_graceful_shutdown(shutdown())
         .await
 }

@@ -3,7 +3,9 @@
 //!
 //! The event kind is recognised from the event itself: `type: TOKEN`,
 //! `type: REQUEST` with `version: "2.0"` (HTTP API payload 2.0), or any
-//! other `REQUEST` (REST API, HTTP API payload 1.0).
+//! other `REQUEST` (REST API; HTTP API payload 1.0 with `version: "1.0"`).
+//! An event whose fields have the wrong JSON types is refused as invalid,
+//! never decided on leniently.
 
 use std::sync::Arc;
 
@@ -16,81 +18,132 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::authorizer::{authorize, Authorizer};
+use crate::cert::CertFormat;
 use crate::config::HttpApiResponse;
 use crate::request::{
-    credentials_from_headers as credentials, header_map, htu, parse_authorization, single_header,
-    ArnError, AuthRequest, CredentialsError, MethodArn, PresentedCert, Source,
+    credentials_from_headers as credentials, htu, parse_authorization, single_header, ArnError,
+    AuthRequest, CredentialsError, Headers, MethodArn, PresentedCert, RawEvent, Source,
 };
 use crate::verdict::{Context, Decision, Verdict};
 
-/// Why an event could not be understood.
+/// Why an event could not be understood. Messages name fields, never
+/// their values.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EventError {
     /// The payload is not a JSON object.
     #[error("event is not a JSON object")]
     NotAnObject,
     /// `type` is neither `TOKEN` nor `REQUEST`.
-    #[error("unknown authorizer event type {0:?} (expected TOKEN or REQUEST)")]
-    UnknownType(String),
+    #[error("unknown authorizer event type (expected TOKEN or REQUEST)")]
+    UnknownType,
     /// The event does not have the shape of its kind.
     #[error("malformed {kind} event: {reason}")]
     Shape {
         /// Which kind we tried.
         kind: &'static str,
-        /// The deserializer's complaint.
+        /// Where and what (field path, kind of problem).
         reason: String,
     },
     /// No `methodArn` / `routeArn`.
     #[error("{0} event has no {1}")]
     NoResource(&'static str, &'static str),
-    /// The ARN is not an execute-api ARN.
+    /// The ARN is not an execute-api ARN with a path part.
     #[error(transparent)]
     Arn(#[from] ArnError),
+    /// The HTTP method in the event contradicts the one in the ARN.
+    #[error("httpMethod does not match the method of the methodArn")]
+    MethodMismatch,
+    /// A header that must appear once is repeated or not text.
+    #[error(transparent)]
+    Header(#[from] crate::request::HeaderError),
 }
 
-/// A recognised authorizer event.
-#[derive(Debug)]
+/// A recognised authorizer event. `Debug` shows the kind only (events hold
+/// tokens).
 pub enum Event {
     /// REST API (or HTTP API 1.0) `REQUEST` authorizer.
-    Rest(Box<ApiGatewayCustomAuthorizerRequestTypeRequest>),
+    Rest(
+        Box<ApiGatewayCustomAuthorizerRequestTypeRequest>,
+        Box<RestExtras>,
+    ),
     /// REST API `TOKEN` authorizer.
     Token(ApiGatewayCustomAuthorizerRequest),
     /// HTTP API payload 2.0 authorizer.
     HttpV2(Box<ApiGatewayV2CustomAuthorizerV2Request>),
 }
 
+impl std::fmt::Debug for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Event({})", self.kind())
+    }
+}
+
+/// What REST-shaped events carry beyond `aws_lambda_events`' struct.
+#[derive(Default)]
+pub struct RestExtras {
+    /// `version: "1.0"`: an HTTP API payload 1.0 event.
+    http_api_v1: bool,
+    /// The client certificate PEM: `requestContext.authentication` first,
+    /// then `requestContext.identity` (as the reference reads it).
+    cert_pem: Option<String>,
+}
+
 impl Event {
-    /// Recognises and deserializes an event. `clientCert` objects without
-    /// `validity` (which `aws_lambda_events` requires but real and test
-    /// events sometimes lack) are accepted.
+    /// Recognises, type-checks and deserializes an event. `clientCert`
+    /// objects without `validity` (which `aws_lambda_events` requires but
+    /// real and test events sometimes lack) are accepted.
     pub fn parse(mut raw: Value) -> Result<Self, EventError> {
         let obj = raw.as_object().ok_or(EventError::NotAnObject)?;
-        let kind = obj.get("type").and_then(Value::as_str).unwrap_or("");
-        let v2 = obj.get("version").and_then(Value::as_str) == Some("2.0");
-        match (kind.to_ascii_uppercase().as_str(), v2) {
-            ("TOKEN", _) => typed("TOKEN", raw).map(Event::Token),
-            ("REQUEST", true) | ("", true) => {
+        let kind = match obj.get("type") {
+            None | Some(Value::Null) => "",
+            Some(Value::String(s)) => s.as_str(),
+            Some(_) => return Err(EventError::UnknownType),
+        };
+        let version = obj
+            .get("version")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        match (kind.to_ascii_uppercase().as_str(), version.as_deref()) {
+            ("TOKEN", _) => {
+                check_types("TOKEN", &raw, TOKEN_FIELDS)?;
+                typed("TOKEN", raw).map(Event::Token)
+            }
+            ("REQUEST" | "", Some("2.0")) => {
+                check_types("HTTP API 2.0", &raw, V2_FIELDS)?;
                 fill_cert_validity(&mut raw, "authentication");
                 typed("HTTP API 2.0", raw).map(|e| Event::HttpV2(Box::new(e)))
             }
-            ("REQUEST", false) => {
+            ("REQUEST", _) => {
+                check_types("REQUEST", &raw, REST_FIELDS)?;
+                let extras = RestExtras {
+                    http_api_v1: version.as_deref() == Some("1.0"),
+                    cert_pem: ["authentication", "identity"].iter().find_map(|holder| {
+                        raw.pointer(&format!(
+                            "/requestContext/{holder}/clientCert/clientCertPem"
+                        ))
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                    }),
+                };
                 fill_cert_validity(&mut raw, "identity");
-                typed("REQUEST", raw).map(|e| Event::Rest(Box::new(e)))
+                typed("REQUEST", raw).map(|e| Event::Rest(Box::new(e), Box::new(extras)))
             }
-            _ => Err(EventError::UnknownType(kind.chars().take(40).collect())),
+            _ => Err(EventError::UnknownType),
         }
     }
 
     /// Short name of the kind, for logs.
     pub fn kind(&self) -> &'static str {
         match self {
-            Event::Rest(_) => "REQUEST",
+            Event::Rest(_, x) if x.http_api_v1 => "HTTP API 1.0",
+            Event::Rest(..) => "REQUEST",
             Event::Token(_) => "TOKEN",
             Event::HttpV2(_) => "HTTP API 2.0",
         }
     }
 
-    /// Extracts token, certificate, method, path and resource.
+    /// Extracts token, certificate, method, route, path and resource.
     pub fn to_auth_request(&self) -> Result<AuthRequest, EventError> {
         match self {
             Event::Token(e) => {
@@ -106,28 +159,40 @@ impl Event {
                 };
                 Ok(r)
             }
-            Event::Rest(e) => {
+            Event::Rest(e, extras) => {
                 let arn = e
                     .method_arn
                     .as_deref()
                     .ok_or(EventError::NoResource("REQUEST", "methodArn"))?;
                 let parsed = MethodArn::parse(arn)?;
-                let mut r =
-                    AuthRequest::new(Source::RestRequest, &parsed.method, &parsed.path, arn);
+                let method = match &e.http_method {
+                    Some(m) if !arn_method_agrees(&parsed.method, m.as_str()) => {
+                        return Err(EventError::MethodMismatch)
+                    }
+                    Some(m) => m.as_str().to_owned(),
+                    None => parsed.method.clone(),
+                };
+                let source = if extras.http_api_v1 {
+                    Source::HttpApiV1
+                } else {
+                    Source::RestRequest
+                };
+                let mut r = AuthRequest::new(source, &method, "/", arn);
+                // REST `path` has no stage; the ARN path never has one.
+                let concrete = match (&e.path, extras.http_api_v1) {
+                    (Some(p), false) => p.as_str(),
+                    _ => parsed.path.as_str(),
+                };
+                r.set_path(concrete, e.resource.as_deref(), e.path_parameters.clone());
                 r.credentials = credentials(&[&e.headers, &e.multi_value_headers]);
-                r.dpop_proof = single_header(&e.headers, "dpop");
-                let ctx = &e.request_context;
-                let pem = ctx
-                    .identity
-                    .as_ref()
-                    .and_then(|i| i.client_cert.as_ref())
-                    .and_then(|c| c.client_cert_pem.as_deref());
-                r.client_cert = PresentedCert::from_optional(pem);
-                let host = single_header(&e.headers, "host");
-                let called = ctx.path.as_deref().or(e.path.as_deref());
+                r.dpop_proof = single_header(&e.headers, "dpop")?;
+                r.client_cert =
+                    PresentedCert::from_format(CertFormat::Pem, extras.cert_pem.as_deref());
+                let host = single_header(&e.headers, "host")?;
+                let called = e.request_context.path.as_deref().or(e.path.as_deref());
                 r.htu = htu(host.as_deref(), called.unwrap_or(&r.path));
-                r.headers = header_map(&e.headers);
-                r.request_id = ctx.request_id.clone();
+                r.headers = Headers::from_map(&e.headers);
+                r.request_id = e.request_context.request_id.clone();
                 Ok(r)
             }
             Event::HttpV2(e) => {
@@ -135,29 +200,37 @@ impl Event {
                     .route_arn
                     .as_deref()
                     .ok_or(EventError::NoResource("HTTP API 2.0", "routeArn"))?;
-                let parsed = MethodArn::parse(arn)?;
+                MethodArn::parse(arn)?;
                 let ctx = &e.request_context;
                 let method = ctx.http.method.as_str();
-                let path = e
-                    .raw_path
+                let raw_path = e.raw_path.as_deref().or(ctx.http.path.as_deref()).ok_or(
+                    EventError::Shape {
+                        kind: "HTTP API 2.0",
+                        reason: "no rawPath".into(),
+                    },
+                )?;
+                let path = strip_stage(raw_path, ctx.stage.as_deref());
+                let template = e
+                    .route_key
                     .as_deref()
-                    .or(ctx.http.path.as_deref())
-                    .unwrap_or(&parsed.path);
-                let mut r = AuthRequest::new(Source::HttpApiV2, method, path, arn);
+                    .and_then(|k| k.split_once(' '))
+                    .map(|(_, t)| t);
+                let mut r = AuthRequest::new(Source::HttpApiV2, method, "/", arn);
+                r.set_path(path, template, e.path_parameters.clone());
                 r.credentials = credentials(&[&e.headers]);
-                r.dpop_proof = single_header(&e.headers, "dpop");
+                r.dpop_proof = single_header(&e.headers, "dpop")?;
                 let pem = ctx
                     .authentication
                     .as_ref()
                     .and_then(|a| a.client_cert.as_ref())
                     .and_then(|c| c.client_cert_pem.as_deref());
-                r.client_cert = PresentedCert::from_optional(pem);
-                let host = ctx
-                    .domain_name
-                    .clone()
-                    .or_else(|| single_header(&e.headers, "host"));
-                r.htu = htu(host.as_deref(), path);
-                r.headers = header_map(&e.headers);
+                r.client_cert = PresentedCert::from_format(CertFormat::Pem, pem);
+                let host = match ctx.domain_name.clone() {
+                    Some(d) => Some(d),
+                    None => single_header(&e.headers, "host")?,
+                };
+                r.htu = htu(host.as_deref(), raw_path);
+                r.headers = Headers::from_map(&e.headers);
                 r.request_id = ctx.request_id.clone();
                 Ok(r)
             }
@@ -165,10 +238,141 @@ impl Event {
     }
 }
 
+/// `*` / `ANY` in an ARN stand for every method.
+fn arn_method_agrees(arn_method: &str, method: &str) -> bool {
+    arn_method == "*"
+        || arn_method.eq_ignore_ascii_case("ANY")
+        || arn_method.eq_ignore_ascii_case(method)
+}
+
+/// HTTP API `rawPath` starts with `/{stage}` on a named stage.
+fn strip_stage<'a>(path: &'a str, stage: Option<&str>) -> &'a str {
+    match stage {
+        Some(stage) if stage != "$default" && !stage.is_empty() => {
+            match path.strip_prefix('/').and_then(|p| p.strip_prefix(stage)) {
+                Some("") => "/",
+                Some(rest) if rest.starts_with('/') => rest,
+                _ => path,
+            }
+        }
+        _ => path,
+    }
+}
+
+/// The JSON types a kind's fields must have (JSON pointer, type).
+#[derive(Clone, Copy)]
+enum Ty {
+    Str,
+    Obj,
+    StrMap,
+    StrListMap,
+}
+
+const TOKEN_FIELDS: &[(&str, Ty)] = &[("/methodArn", Ty::Str), ("/authorizationToken", Ty::Str)];
+
+const REST_FIELDS: &[(&str, Ty)] = &[
+    ("/methodArn", Ty::Str),
+    ("/resource", Ty::Str),
+    ("/path", Ty::Str),
+    ("/httpMethod", Ty::Str),
+    ("/version", Ty::Str),
+    ("/headers", Ty::StrMap),
+    ("/multiValueHeaders", Ty::StrListMap),
+    ("/pathParameters", Ty::StrMap),
+    ("/requestContext", Ty::Obj),
+    ("/requestContext/path", Ty::Str),
+    ("/requestContext/identity", Ty::Obj),
+    ("/requestContext/identity/clientCert", Ty::Obj),
+    ("/requestContext/identity/clientCert/clientCertPem", Ty::Str),
+    ("/requestContext/authentication", Ty::Obj),
+    ("/requestContext/authentication/clientCert", Ty::Obj),
+    (
+        "/requestContext/authentication/clientCert/clientCertPem",
+        Ty::Str,
+    ),
+];
+
+const V2_FIELDS: &[(&str, Ty)] = &[
+    ("/routeArn", Ty::Str),
+    ("/routeKey", Ty::Str),
+    ("/rawPath", Ty::Str),
+    ("/headers", Ty::StrMap),
+    ("/pathParameters", Ty::StrMap),
+    ("/requestContext", Ty::Obj),
+    ("/requestContext/stage", Ty::Str),
+    ("/requestContext/http", Ty::Obj),
+    ("/requestContext/authentication", Ty::Obj),
+    ("/requestContext/authentication/clientCert", Ty::Obj),
+    (
+        "/requestContext/authentication/clientCert/clientCertPem",
+        Ty::Str,
+    ),
+];
+
+/// Refuses an event whose fields (when present and not null) have another
+/// JSON type than their kind documents.
+fn check_types(kind: &'static str, raw: &Value, fields: &[(&str, Ty)]) -> Result<(), EventError> {
+    for (pointer, ty) in fields {
+        let Some(v) = raw.pointer(pointer).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let ok = match ty {
+            Ty::Str => v.is_string(),
+            Ty::Obj => v.is_object(),
+            Ty::StrMap => v
+                .as_object()
+                .is_some_and(|m| m.values().all(|x| x.is_string())),
+            Ty::StrListMap => v.as_object().is_some_and(|m| {
+                m.values().all(|x| {
+                    x.as_array()
+                        .is_some_and(|items| items.iter().all(Value::is_string))
+                })
+            }),
+        };
+        if let (true, Some(map)) = (matches!(ty, Ty::StrMap | Ty::StrListMap), v.as_object()) {
+            if pointer.ends_with("eaders") {
+                let mut names: Vec<String> = map.keys().map(|k| k.to_ascii_lowercase()).collect();
+                names.sort();
+                if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+                    return Err(EventError::Shape {
+                        kind,
+                        reason: format!(
+                            "{} holds header {} twice (in different cases)",
+                            &pointer[1..],
+                            w[0]
+                        ),
+                    });
+                }
+            }
+        }
+        if !ok {
+            let expected = match ty {
+                Ty::Str => "a string",
+                Ty::Obj => "an object",
+                Ty::StrMap => "an object of strings",
+                Ty::StrListMap => "an object of string lists",
+            };
+            return Err(EventError::Shape {
+                kind,
+                reason: format!("{} is not {expected}", &pointer[1..].replace('/', ".")),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn typed<T: serde::de::DeserializeOwned>(kind: &'static str, raw: Value) -> Result<T, EventError> {
-    serde_json::from_value(raw).map_err(|e| EventError::Shape {
-        kind,
-        reason: e.to_string(),
+    serde_path_to_error::deserialize(raw).map_err(|e| {
+        let inner = e.inner().to_string();
+        let what = if inner.starts_with("missing field") {
+            inner.split(" at line").next().unwrap_or("").to_owned()
+        } else {
+            crate::transport::json_error_kind(e.inner()).to_owned()
+        };
+        EventError::Shape {
+            kind,
+            reason: format!("at `{}`: {what}", e.path()),
+        }
     })
 }
 
@@ -187,6 +391,7 @@ fn fill_cert_validity(raw: &mut Value, holder: &str) {
 
 /// The handler failing: what API Gateway turns into 401 / 500.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum HandlerError {
     /// → 401.
     #[error("Unauthorized")]
@@ -294,16 +499,25 @@ pub async fn handle_event<A: Authorizer + ?Sized>(
     payload: Value,
     request_id: Option<String>,
 ) -> Result<Value, HandlerError> {
-    let event = Event::parse(payload.clone()).map_err(invalid)?;
-    let mut request = event.to_auth_request().map_err(invalid)?;
-    request.event = Some(payload);
+    let event = Event::parse(payload.clone()).map_err(|e| invalid(e, request_id.as_deref()))?;
+    let mut request = event
+        .to_auth_request()
+        .map_err(|e| invalid(e, request_id.as_deref()))?;
+    request.event = Some(RawEvent(payload));
     request.request_id = request_id.or(request.request_id);
     let verdict = authorize(authorizer, &request).await;
     respond(&event, &verdict, http_api)
 }
 
-fn invalid(e: EventError) -> HandlerError {
-    tracing::warn!(target: "certbound::decision", verdict = "InternalServerError", error = %e, "invalid event");
+fn invalid(e: EventError, request_id: Option<&str>) -> HandlerError {
+    tracing::warn!(
+        target: "certbound::decision",
+        verdict = "InternalServerError",
+        reason = "event_invalid",
+        request_id,
+        error = %e,
+        "invalid event"
+    );
     HandlerError::InvalidEvent(e.to_string())
 }
 

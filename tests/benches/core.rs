@@ -5,25 +5,23 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use certbound::cert::ClientCert;
+use certbound::backends::AsDecision;
+use certbound::cert::{CertFormat, ClientCert};
 use certbound::config::HttpApiResponse;
 use certbound::fronts::lambda::{handle_event, Event};
 use certbound::{
-    Action, IntrospectionError, IntrospectionRequest, IntrospectionResponse, Introspector,
-    Settings, StandardAuthorizer,
+    Action, Answer, IntrospectionError, IntrospectionRequest, Introspector, Settings,
+    StandardAuthorizer,
 };
 use criterion::{criterion_group, criterion_main, Criterion};
 
 const EVENT: &str = include_str!("../../events/rest-request.json");
 
-struct Fixed(IntrospectionResponse);
+struct Fixed(Answer);
 
 #[async_trait]
 impl Introspector for Fixed {
-    async fn introspect(
-        &self,
-        _: &IntrospectionRequest,
-    ) -> Result<IntrospectionResponse, IntrospectionError> {
+    async fn introspect(&self, _: &IntrospectionRequest) -> Result<Answer, IntrospectionError> {
         Ok(self.0.clone())
     }
 }
@@ -41,10 +39,12 @@ fn certs(c: &mut Criterion) {
     let escaped =
         percent_encoding::utf8_percent_encode(&pem, percent_encoding::NON_ALPHANUMERIC).to_string();
     c.bench_function("cert: PEM → x5t#S256", |b| {
-        b.iter(|| ClientCert::parse(std::hint::black_box(pem.as_bytes())).unwrap())
+        b.iter(|| ClientCert::from_format(CertFormat::Pem, std::hint::black_box(&pem)).unwrap())
     });
     c.bench_function("cert: nginx URL-encoded PEM → x5t#S256", |b| {
-        b.iter(|| ClientCert::parse(std::hint::black_box(escaped.as_bytes())).unwrap())
+        b.iter(|| {
+            ClientCert::from_format(CertFormat::Nginx, std::hint::black_box(&escaped)).unwrap()
+        })
     });
 }
 
@@ -64,13 +64,25 @@ fn flow(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let mut ok = IntrospectionResponse::local(Action::Ok, "A056001", "valid", None);
+    let mut ok = AsDecision::new(Action::Ok);
+    ok.result_code = Some("A056001".into());
     ok.subject = Some("john".into());
     ok.client_id = Some("1234".into());
     ok.scopes = Some(vec!["accounts".into()]);
     ok.expires_at_ms = Some(4_102_444_800_000);
-    let authorizer = StandardAuthorizer::new(Arc::new(Fixed(ok)), Settings::default());
+    ok.certificate_thumbprint = Some("t9i3fFFsi40iaYFo6grXDTsBiCbSEynf5czFoatax44".into());
+    let authorizer =
+        StandardAuthorizer::new(Arc::new(Fixed(Answer::Decided(ok))), Settings::default());
     let raw: serde_json::Value = serde_json::from_str(EVENT).unwrap();
+    let allowed = rt
+        .block_on(handle_event(
+            &authorizer,
+            HttpApiResponse::Policy,
+            raw.clone(),
+            None,
+        ))
+        .unwrap();
+    assert_eq!(allowed["policyDocument"]["Statement"][0]["Effect"], "Allow");
     c.bench_function("flow: event → Allow policy (in-memory AS)", |b| {
         b.iter(|| {
             rt.block_on(handle_event(

@@ -7,16 +7,20 @@
 //!
 //! Authlete itself checks the certificate binding (given
 //! `clientCertificate`), the scopes (given `scopes`) and the DPoP proof
-//! (given `dpop`, `htm`, `htu`) and answers with an `action`.
+//! (given `dpop`, `htm`, `htu`) and answers with an `action`: a deciding
+//! backend. The core still compares `certificateThumbprint` with the
+//! presented certificate and enforces `CERTBOUND_REQUIRE_BINDING`.
 
 use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::http::send_for_json;
 use super::{
-    Action, IntrospectionError, IntrospectionRequest, IntrospectionResponse, Introspector,
+    parse_typed, Action, Answer, AsDecision, IntrospectionError, IntrospectionRequest, Introspector,
 };
+use crate::transport::{send_for_json, MAX_RESPONSE_BYTES};
+use crate::verdict::Challenge;
 
 /// Which generation of the Authlete API to call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,8 +31,8 @@ pub enum ApiVersion {
     V3,
 }
 
-/// How to reach Authlete.
-#[derive(Clone, PartialEq, Eq)]
+/// How to reach Authlete. `Debug` never shows the secrets.
+#[derive(Debug, Clone)]
 pub struct AuthleteConfig {
     /// e.g. `https://api.authlete.com` or `https://us.authlete.com`.
     pub base_url: String,
@@ -37,31 +41,14 @@ pub struct AuthleteConfig {
     /// v2: the service API key; v3: the service id.
     pub api_key: String,
     /// v2: the service API secret.
-    pub api_secret: Option<String>,
+    pub api_secret: Option<SecretString>,
     /// v3: the service access token.
-    pub access_token: Option<String>,
+    pub access_token: Option<SecretString>,
 }
 
-impl std::fmt::Debug for AuthleteConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthleteConfig")
-            .field("base_url", &self.base_url)
-            .field("version", &self.version)
-            .field("api_key", &self.api_key)
-            .field(
-                "api_secret",
-                &self.api_secret.as_ref().map(|_| "<redacted>"),
-            )
-            .field(
-                "access_token",
-                &self.access_token.as_ref().map(|_| "<redacted>"),
-            )
-            .finish()
-    }
-}
-
-/// The request body of `/auth/introspection` (the fields we send).
-#[derive(Debug, Serialize)]
+/// The request body of `/auth/introspection` (the fields we send). No
+/// `Debug`: it holds the token.
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthleteRequestBody<'a> {
     /// The access token.
@@ -89,7 +76,7 @@ impl<'a> AuthleteRequestBody<'a> {
     pub fn from_request(r: &'a IntrospectionRequest) -> Self {
         let dpop = r.scheme == crate::request::Scheme::DPoP;
         Self {
-            token: &r.token,
+            token: r.token.expose_secret(),
             scopes: r.scopes.as_deref(),
             client_certificate: r.client_cert.as_ref().map(|c| c.to_pem()),
             dpop: r.dpop.as_deref().filter(|_| dpop),
@@ -117,11 +104,10 @@ struct AuthleteResponseBody {
     dpop_nonce: Option<String>,
 }
 
-/// Maps Authlete's JSON to the common response. Unknown or missing action
-/// and ill-typed fields are errors (fail closed).
-pub fn parse_response(raw: Value) -> Result<IntrospectionResponse, IntrospectionError> {
-    let body: AuthleteResponseBody = serde_json::from_value(raw.clone())
-        .map_err(|e| IntrospectionError::InvalidResponse(e.to_string()))?;
+/// Maps Authlete's JSON to its decision. Unknown or missing action and
+/// ill-typed fields are errors (fail closed).
+pub fn parse_response(raw: Value) -> Result<AsDecision, IntrospectionError> {
+    let body: AuthleteResponseBody = parse_typed(&raw)?;
     let action_name = body
         .action
         .ok_or_else(|| IntrospectionError::InvalidResponse("no action".into()))?;
@@ -146,17 +132,17 @@ pub fn parse_response(raw: Value) -> Result<IntrospectionResponse, Introspection
             })
             .collect()
     });
-    Ok(IntrospectionResponse {
+    Ok(AsDecision {
         action,
         result_code: body.result_code,
         result_message: body.result_message,
-        response_content: body.response_content,
+        challenge: body.response_content.as_deref().and_then(Challenge::parse),
         client_id,
         subject: body.subject.filter(|s| !s.is_empty()),
         scopes,
         // Kept even when 0 (Authlete's "no token"): the reference puts `exp: 0`.
         expires_at_ms: body.expires_at,
-        certificate_thumbprint: body.certificate_thumbprint,
+        certificate_thumbprint: body.certificate_thumbprint.filter(|t| !t.is_empty()),
         dpop_nonce: body.dpop_nonce,
         raw,
     })
@@ -196,23 +182,39 @@ impl AuthleteIntrospector {
     }
 }
 
+impl AuthleteIntrospector {
+    /// The HTTP request for one token (not sent).
+    pub fn build(&self, request: &IntrospectionRequest) -> reqwest::RequestBuilder {
+        let body = AuthleteRequestBody::from_request(request);
+        let http = self.client.post(&self.url).json(&body);
+        match self.config.version {
+            ApiVersion::V2 => http.basic_auth(
+                &self.config.api_key,
+                self.config.api_secret.as_ref().map(|s| s.expose_secret()),
+            ),
+            ApiVersion::V3 => http.bearer_auth(
+                self.config
+                    .access_token
+                    .as_ref()
+                    .map(|s| s.expose_secret())
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+}
+
 #[async_trait]
 impl Introspector for AuthleteIntrospector {
     async fn introspect(
         &self,
         request: &IntrospectionRequest,
-    ) -> Result<IntrospectionResponse, IntrospectionError> {
-        let body = AuthleteRequestBody::from_request(request);
-        let mut http = self.client.post(&self.url).json(&body);
-        http = match self.config.version {
-            ApiVersion::V2 => {
-                http.basic_auth(&self.config.api_key, self.config.api_secret.as_deref())
-            }
-            ApiVersion::V3 => {
-                http.bearer_auth(self.config.access_token.as_deref().unwrap_or_default())
-            }
-        };
-        parse_response(send_for_json(http).await?)
+    ) -> Result<Answer, IntrospectionError> {
+        let raw = send_for_json(self.build(request), MAX_RESPONSE_BYTES).await?;
+        parse_response(raw).map(Answer::Decided)
+    }
+
+    fn verifies_dpop(&self) -> bool {
+        true
     }
 }
 
@@ -240,8 +242,8 @@ mod tests {
     #[test]
     fn unknown_missing_or_mistyped_fields_fail_closed() {
         assert_eq!(
-            parse_response(json!({"action":"MAYBE"})),
-            Err(IntrospectionError::UnknownAction("MAYBE".into()))
+            parse_response(json!({"action":"MAYBE"})).err(),
+            Some(IntrospectionError::UnknownAction("MAYBE".into()))
         );
         assert!(matches!(
             parse_response(json!({})),
@@ -263,7 +265,7 @@ mod tests {
     }
 
     fn client() -> reqwest::Client {
-        crate::introspection::http::build_client(&Default::default()).unwrap()
+        crate::transport::build_client(&Default::default()).unwrap()
     }
 
     #[test]
@@ -273,7 +275,7 @@ mod tests {
             version: ApiVersion::V3,
             api_key: "715948317".into(),
             api_secret: None,
-            access_token: Some("t".into()),
+            access_token: Some("service-token-value".into()),
         };
         let i = AuthleteIntrospector::new(client(), cfg.clone());
         assert_eq!(
@@ -288,6 +290,6 @@ mod tests {
             },
         );
         assert_eq!(v2.url(), "https://us.authlete.com/api/auth/introspection");
-        assert!(!format!("{:?}", v2.config).contains("\"t\""));
+        assert!(!format!("{:?}", v2.config).contains("service-token-value"));
     }
 }

@@ -1,0 +1,348 @@
+//! The backend port: one trait for every way of learning what a token is.
+//!
+//! A backend either **reports claims** ([`Answer::Claims`]: RFC 7662
+//! introspection, the in-memory backend) and the core decides everything
+//! (activity, expiry, binding, scopes), or **decides itself**
+//! ([`Answer::Decided`]: Authlete, which checks binding, scopes and DPoP
+//! when given the certificate, the scopes and the proof) and the core still
+//! applies the checks that do not depend on trusting it (binding against the
+//! presented certificate, expiry). Backends build requests and parse
+//! answers; they make no decision the core makes ([`crate::decision`]).
+
+pub mod authlete;
+pub mod memory;
+pub mod rfc7662;
+
+use std::fmt;
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+use serde::Serialize;
+
+use crate::cert::ClientCert;
+use crate::request::Scheme;
+use crate::transport::{FetchError, TransportError};
+use crate::verdict::{Challenge, Reason};
+
+/// What the resource server should do (Authlete's vocabulary, which the
+/// reference's decision table is written in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Action {
+    /// The token is valid for this request.
+    Ok,
+    /// The request carries no usable token.
+    BadRequest,
+    /// The token is unknown, expired, revoked or bound to another key.
+    Unauthorized,
+    /// The token lacks a required scope (or the request is refused).
+    Forbidden,
+    /// The authorization server had a problem.
+    InternalServerError,
+}
+
+impl Action {
+    /// The wire name (`OK`, `BAD_REQUEST`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Ok => "OK",
+            Action::BadRequest => "BAD_REQUEST",
+            Action::Unauthorized => "UNAUTHORIZED",
+            Action::Forbidden => "FORBIDDEN",
+            Action::InternalServerError => "INTERNAL_SERVER_ERROR",
+        }
+    }
+
+    /// Reads a wire name; `None` for anything unknown.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "OK" => Action::Ok,
+            "BAD_REQUEST" => Action::BadRequest,
+            "UNAUTHORIZED" => Action::Unauthorized,
+            "FORBIDDEN" => Action::Forbidden,
+            "INTERNAL_SERVER_ERROR" => Action::InternalServerError,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The question asked of the backend. `Debug` never shows the token.
+#[derive(Debug, Clone)]
+pub struct IntrospectionRequest {
+    /// The access token.
+    pub token: SecretString,
+    /// How it was presented.
+    pub scheme: Scheme,
+    /// Scopes the resource requires (`None`: no requirement).
+    pub scopes: Option<Vec<String>>,
+    /// The mutual-TLS client certificate, when presented.
+    pub client_cert: Option<ClientCert>,
+    /// The `DPoP` proof (DPoP scheme only).
+    pub dpop: Option<String>,
+    /// HTTP method of the protected call (DPoP `htm`).
+    pub htm: Option<String>,
+    /// Target URI of the protected call (DPoP `htu`).
+    pub htu: Option<String>,
+}
+
+/// RFC 7800 confirmation (`cnf`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Confirmation {
+    /// RFC 8705 certificate thumbprint.
+    pub x5t_s256: Option<String>,
+    /// RFC 9449 JWK thumbprint (DPoP).
+    pub jkt: Option<String>,
+}
+
+/// What a claims backend knows about a token (RFC 7662 / RFC 9068 names).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Claims {
+    /// Whether the authorization server considers the token active.
+    pub active: bool,
+    /// Subject.
+    pub sub: Option<String>,
+    /// The client the token was issued to.
+    pub client_id: Option<String>,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// Expiry, seconds since the epoch.
+    pub exp: Option<i64>,
+    /// Not before, seconds since the epoch.
+    pub nbf: Option<i64>,
+    /// Issued at, seconds since the epoch.
+    pub iat: Option<i64>,
+    /// Audiences.
+    pub aud: Vec<String>,
+    /// Confirmation: what the token is bound to.
+    pub cnf: Confirmation,
+    /// The answer as received (debug context only).
+    pub raw: serde_json::Value,
+}
+
+/// An authorization server's own decision (Authlete's introspection API).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AsDecision {
+    /// What to do.
+    pub action: Action,
+    /// The server's result code.
+    pub result_code: Option<String>,
+    /// The server's explanation.
+    pub result_message: Option<String>,
+    /// The challenge the server rendered, parsed (`None` when absent or
+    /// unreadable: the core then builds one).
+    pub challenge: Option<Challenge>,
+    /// The client the token was issued to.
+    pub client_id: Option<String>,
+    /// The resource owner.
+    pub subject: Option<String>,
+    /// Scopes granted to the token.
+    pub scopes: Option<Vec<String>>,
+    /// Expiry, in milliseconds since the epoch (`0`: none given).
+    pub expires_at_ms: Option<i64>,
+    /// The `x5t#S256` the token is bound to, when it is.
+    pub certificate_thumbprint: Option<String>,
+    /// A `DPoP-Nonce` the server wants the client to use.
+    pub dpop_nonce: Option<String>,
+    /// The answer as received (debug context only).
+    pub raw: serde_json::Value,
+}
+
+impl AsDecision {
+    /// A decision with an action and nothing else.
+    pub fn new(action: Action) -> Self {
+        Self {
+            action,
+            result_code: None,
+            result_message: None,
+            challenge: None,
+            client_id: None,
+            subject: None,
+            scopes: None,
+            expires_at_ms: None,
+            certificate_thumbprint: None,
+            dpop_nonce: None,
+            raw: serde_json::Value::Null,
+        }
+    }
+}
+
+/// What a backend answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// The token's claims; the core decides.
+    Claims(Claims),
+    /// The server's decision; the core re-checks what it can.
+    Decided(AsDecision),
+}
+
+/// The outcome of the introspection step as hooks see it: the core's
+/// decision over what the backend answered (or a local answer, whose
+/// `result_code` starts with `certbound.`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntrospectionResponse {
+    /// What to do.
+    pub action: Action,
+    /// Why it is not `OK` (`None` on `OK`).
+    pub reason: Option<Reason>,
+    /// A machine-readable result code (Authlete's, or `certbound.<reason>`).
+    pub result_code: Option<String>,
+    /// A human-readable explanation.
+    pub result_message: Option<String>,
+    /// The `WWW-Authenticate` challenge when `action` is not `Ok`.
+    pub challenge: Option<Challenge>,
+    /// The client the token was issued to.
+    pub client_id: Option<String>,
+    /// The resource owner (or the client, for client-credentials tokens).
+    pub subject: Option<String>,
+    /// Scopes granted to the token.
+    pub scopes: Option<Vec<String>>,
+    /// Expiry, in milliseconds since the epoch.
+    pub expires_at_ms: Option<i64>,
+    /// The `x5t#S256` the token is bound to, when known.
+    pub certificate_thumbprint: Option<String>,
+    /// A `DPoP-Nonce` the server wants the client to use.
+    pub dpop_nonce: Option<String>,
+    /// The server's answer as received (debug context only).
+    pub raw: serde_json::Value,
+}
+
+impl IntrospectionResponse {
+    /// A response with an action and nothing else.
+    pub fn new(action: Action) -> Self {
+        Self {
+            action,
+            reason: None,
+            result_code: None,
+            result_message: None,
+            challenge: None,
+            client_id: None,
+            subject: None,
+            scopes: None,
+            expires_at_ms: None,
+            certificate_thumbprint: None,
+            dpop_nonce: None,
+            raw: serde_json::Value::Null,
+        }
+    }
+}
+
+/// Why the backend could not produce an answer. Every variant fails
+/// closed (Deny or Internal Server Error). Messages never hold a token or
+/// a secret.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IntrospectionError {
+    /// The call did not complete in time.
+    #[error("introspection timed out")]
+    Timeout,
+    /// No connection could be made.
+    #[error("cannot connect to the introspection endpoint: {0}")]
+    Connect(#[source] TransportError),
+    /// The server answered with a non-2xx status.
+    #[error("introspection endpoint answered HTTP {status}")]
+    Status {
+        /// The HTTP status code.
+        status: u16,
+    },
+    /// The answer is not the JSON we expect.
+    #[error("introspection response is not valid: {0}")]
+    InvalidResponse(String),
+    /// The answer names an action we do not know.
+    #[error("introspection response has unknown action {0:?}")]
+    UnknownAction(String),
+    /// Any other transport failure.
+    #[error("introspection request failed: {0}")]
+    Transport(#[source] TransportError),
+}
+
+impl IntrospectionError {
+    /// A short, stable name for logs and the policy context.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Connect(_) => "connect",
+            Self::Status { .. } => "status",
+            Self::InvalidResponse(_) => "invalid_response",
+            Self::UnknownAction(_) => "unknown_action",
+            Self::Transport(_) => "transport",
+        }
+    }
+
+    /// The denial reason: no usable HTTP answer, or an unusable one.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Self::Timeout | Self::Connect(_) | Self::Transport(_) => Reason::AsUnavailable,
+            Self::Status { .. } | Self::InvalidResponse(_) | Self::UnknownAction(_) => {
+                Reason::AsError
+            }
+        }
+    }
+}
+
+/// A backend that answers "what is this token?".
+#[async_trait]
+pub trait Introspector: Send + Sync {
+    /// Asks about one token.
+    async fn introspect(
+        &self,
+        request: &IntrospectionRequest,
+    ) -> Result<Answer, IntrospectionError>;
+
+    /// Whether the backend verifies DPoP proofs itself (Authlete does, given
+    /// `dpop`, `htm` and `htu`). Claims backends cannot.
+    fn verifies_dpop(&self) -> bool {
+        false
+    }
+}
+
+#[async_trait]
+impl<T: Introspector + ?Sized> Introspector for std::sync::Arc<T> {
+    async fn introspect(
+        &self,
+        request: &IntrospectionRequest,
+    ) -> Result<Answer, IntrospectionError> {
+        (**self).introspect(request).await
+    }
+
+    fn verifies_dpop(&self) -> bool {
+        (**self).verifies_dpop()
+    }
+}
+
+impl From<FetchError> for IntrospectionError {
+    fn from(e: FetchError) -> Self {
+        match e {
+            FetchError::Timeout => Self::Timeout,
+            FetchError::Connect(t) => Self::Connect(t),
+            FetchError::Transport(t) => Self::Transport(t),
+            FetchError::Status { status } => Self::Status { status },
+            FetchError::TooLarge { .. } | FetchError::NotJson(_) => {
+                Self::InvalidResponse(e.to_string())
+            }
+        }
+    }
+}
+
+/// Deserializes an answer; the error names the field at fault and the kind
+/// of problem, never the value (answers may echo what they were sent).
+pub(crate) fn parse_typed<T: serde::de::DeserializeOwned>(
+    raw: &serde_json::Value,
+) -> Result<T, IntrospectionError> {
+    serde_path_to_error::deserialize(raw).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.inner().to_string();
+        // "missing field `x`" holds no value; other messages may quote one.
+        let what = if inner.starts_with("missing field") {
+            inner.split(" at line").next().unwrap_or("").to_owned()
+        } else {
+            crate::transport::json_error_kind(e.inner()).to_owned()
+        };
+        IntrospectionError::InvalidResponse(format!("at `{path}`: {what}"))
+    })
+}
