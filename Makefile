@@ -42,6 +42,7 @@ lint:
 
 unit:
 	$(CARGO) test --all-targets
+	$(CARGO) test --doc
 
 # Same events and AS answers to Authlete's Python Authorizer (PyPI authlete
 # 1.3.0, in target/refvenv) and to certbound: decisions and context compared.

@@ -70,6 +70,12 @@ gw() {
     | sed -e 's/^[^:]*:[[:space:]]*//' -e 's/\r$//' | paste -sd '|' - | sed 's/|/ | /g' || true)"
 }
 
+# gw_reason: the X-Certbound-Reason certbound gave (nginx passes it on 401/403
+# through the error page), or "-".
+gw_reason() {
+  grep -i '^x-certbound-reason:' "$CASES_TMP/headers" 2>/dev/null | sed -e 's/^[^:]*:[[:space:]]*//' -e 's/\r$//' | head -n1 | grep . || echo -
+}
+
 # echoed NAME: a header value the echo backend saw (from GW_BODY).
 echoed() {
   python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["headers"].get(sys.argv[2]) or "-")' \
@@ -200,6 +206,14 @@ run_matrix() {
     check "GET /example   no cert + spoofed X-Ssl-Cert of A, token A" 401 "$GW_STATUS" "$(challenge_detail)"
     gw GET /_certbound a "$token_a"
     check "GET /_certbound (internal location)" 404 "$GW_STATUS"
+    gw GET /elsewhere a "$token_a"
+    check "GET /elsewhere  (no scope rule; CERTBOUND_SCOPE_DEFAULT=deny)" "403 route_unmatched" "$GW_STATUS $(gw_reason)"
+    gw POST /%65xample a "$token_a" -d probe=1
+    check "POST /%65xample (encoded spelling of /example, api:write missing)" 403 "$GW_STATUS"
+    gw GET '/example;jsessionid=x' a "$token_a"
+    check "GET /example;jsessionid=x (path parameters: refused)" "403 path_rejected" "$GW_STATUS $(gw_reason)"
+    gw GET '/x/..%2Fexample' a "$token_a"
+    check "GET /x/..%2Fexample (encoded slash: refused)" "403 path_rejected" "$GW_STATUS $(gw_reason)"
     cert_args none
     status="$(curl "${TLS[@]}" -o /dev/null -w '%{http_code}' -d grant_type=client_credentials \
       -d client_id=client-a -d scope=api:read "$STACK_AS_URL/token" 2>/dev/null || true)"

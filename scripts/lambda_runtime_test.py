@@ -16,6 +16,7 @@ Prints one line per case and `lambda-runtime: N passed, M failed`.
 """
 import argparse
 import base64
+import hashlib
 import json
 import os
 import socket
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import ssl
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -77,8 +79,20 @@ def stop_process(proc):
         proc.wait()
 
 
+def thumbprint(pem):
+    """x5t#S256 of a PEM certificate (base64url SHA-256 of the DER, no padding)."""
+    der = ssl.PEM_cert_to_DER_cert(pem)
+    return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).decode().rstrip("=")
+
+
+# The certificate of events/*.json: the event token is bound to it.
+EVENTS_THUMBPRINT = "t9i3fFFsi40iaYFo6grXDTsBiCbSEynf5czFoatax44"
+
+
 class AuthleteDouble(JsonReply, BaseHTTPRequestHandler):
-    """UNAUTHORIZED for an unknown token or a bound token without certificate."""
+    """Like Authlete for a token bound to the events' certificate: UNAUTHORIZED
+    for an unknown token, or without (or with another) client certificate;
+    OK with certificateThumbprint otherwise."""
 
     def do_POST(self):
         expected = "Basic " + base64.b64encode(f"{API_KEY}:{API_SECRET}".encode()).decode()
@@ -88,9 +102,10 @@ class AuthleteDouble(JsonReply, BaseHTTPRequestHandler):
         req = json.loads(body)
         if req.get("token") != EVENT_TOKEN:
             return self.reply(200, answer("UNAUTHORIZED"))
-        if not req.get("clientCertificate"):
+        pem = req.get("clientCertificate")
+        if not pem or thumbprint(pem) != EVENTS_THUMBPRINT:
             return self.reply(200, answer("UNAUTHORIZED"))
-        return self.reply(200, answer("OK"))
+        return self.reply(200, answer("OK", certificateThumbprint=EVENTS_THUMBPRINT))
 
 
 def free_port():
@@ -238,6 +253,25 @@ def main():
                 failed += not ok
                 print(f"{'PASS' if ok else 'FAIL'}  [{label}] {name}: want {want}, got {got}")
             rss.append(fn.stop())
+
+        # RUST_LOG=trace: lambda_runtime would log every raw event (with the
+        # Authorization header); certbound caps its dependencies at info.
+        trace_log_path = os.path.join(REPO, "target/lambda-runtime-trace.log")
+        with open(trace_log_path, "w") as trace_log:
+            fn = Function(args.bin, rt_port, dict(authlete, RUST_LOG="trace"), trace_log)
+            for name in ("rest-request.json", "http-api-v2.json", "token.json"):
+                invoke(rt_port, events[name])
+            invoke(rt_port, b'{"type":"REQUEST","headers":{"Authorization":["Bearer ' + EVENT_TOKEN.encode() + b'",5]}}')
+            fn.stop()
+        text = open(trace_log_path).read()
+        pem_line = "MIIBzDCCAXGgAwIBAgIUOI3fMszDoInlRlHelxGUQ4MsWNMw"
+        leaks = [what for what, needle in (("token", EVENT_TOKEN), ("PEM body", pem_line), ("API secret", API_SECRET))
+                 if needle in text]
+        ok = not leaks and '"message":"decision"' in text
+        passed += ok
+        failed += not ok
+        print(f"{'PASS' if ok else 'FAIL'}  [RUST_LOG=trace] no token, PEM body or secret in {len(text.splitlines())} log lines"
+              + (f": found {', '.join(leaks)}" if leaks else ""))
 
         # Cold start: spawn, invoke at once (the emulator holds the event
         # until the runtime asks for it), time to the answer.

@@ -5,6 +5,16 @@
 double that, like Authlete, answers BAD_REQUEST when no token is sent); their
 decisions, principals and context values are compared.
 
+The matrix runs twice:
+- with CERTBOUND_REQUIRE_BINDING=false (the reference's rule: whatever the AS
+  says), where everything must agree;
+- with certbound's default (binding required, the double reporting the
+  events' certificateThumbprint for OK/FORBIDDEN), where certbound refuses more:
+  a different decision where certbound refuses for a binding reason
+  (cert_missing: answered without asking the AS; token_unbound; cert_mismatch)
+  is an intended difference; any other difference, and any certbound Allow the
+  reference refuses, is a failure.
+
 Known, intended differences are not counted as failures but listed:
 - AS failure with policy=true: the reference crashes (AttributeError); certbound Denies.
 - No/malformed token: certbound answers BAD_REQUEST itself (same decision),
@@ -65,7 +75,7 @@ def authlete_answer(action, **extra):
             "existent": False, "usable": False, "sufficient": False, "refreshable": False}
     if action in ("OK", "FORBIDDEN"):
         body.update({"clientId": 57297408867, "clientIdAlias": "tpp-app", "subject": "john",
-                     "scopes": ["accounts", "payments"], "expiresAt": 1795342385000,
+                     "scopes": ["accounts", "payments"], "expiresAt": 4102444800000,
                      "existent": True, "usable": True, "sufficient": action == "OK"})
     body.update(extra)
     return body
@@ -161,53 +171,72 @@ def main():
     }
     passed = failed = 0
     known = []
-    for ename, event in events.items():
-        for aname, answer in answers.items():
-            Double.answer = answer
-            for policy in (True, False):
-                label = f"{ename} | {aname} | policy={policy}"
-                rk, rv = reference(event, policy)
-                ck, cv = certbound(args.bin, event, policy, env)
-                ref_v, cb_v = verdict(rk, rv), verdict(ck, cv)
-                if "AttributeError" in ref_v:
-                    known.append(f"{label}: reference crashes ({ref_v}); certbound {cb_v}")
-                    if cb_v not in ("Deny", "RuntimeError: Internal Server Error"):
+    bound_tp = "t9i3fFFsi40iaYFo6grXDTsBiCbSEynf5czFoatax44"  # the events' certificate
+    modes = {
+        "binding off": ({"CERTBOUND_REQUIRE_BINDING": "false"}, answers),
+        "binding required": ({}, {
+            name: (st, dict(body, certificateThumbprint=bound_tp) if body.get("action") in ("OK", "FORBIDDEN") else body)
+            for name, (st, body) in answers.items()}),
+    }
+    for mode, (mode_env, mode_answers) in modes.items():
+        for ename, event in events.items():
+            for aname, answer in mode_answers.items():
+                Double.answer = answer
+                for policy in (True, False):
+                    label = f"{mode} | {ename} | {aname} | policy={policy}"
+                    rk, rv = reference(event, policy)
+                    ck, cv = certbound(args.bin, event, policy, dict(env, **mode_env))
+                    ref_v, cb_v = verdict(rk, rv), verdict(ck, cv)
+                    if "AttributeError" in ref_v:
+                        known.append(f"{ename} | {aname}: reference crashes ({ref_v}); certbound {cb_v}")
+                        if cb_v not in ("Deny", "RuntimeError: Internal Server Error"):
+                            failed += 1
+                            print(f"FAIL  {label}: certbound {cb_v} where the reference crashed")
+                        continue
+                    cctx = (cv.get("context") or {}) if ck == "ok" else {}
+                    why = cctx.get("reason")
+                    if ck == "error":
+                        # An error carries no context: ask again in policy mode for the reason.
+                        pk, pv = certbound(args.bin, event, True, dict(env, **mode_env))
+                        why = (pv.get("context") or {}).get("reason") if pk == "ok" else None
+                    if (mode == "binding required" and cb_v in ("Deny", "RuntimeError: Unauthorized")
+                            and why in ("cert_missing", "token_unbound", "cert_mismatch")):
+                        known.append(f"{ename} | {aname}: reference {ref_v}, certbound {cb_v} (binding enforced: {why})")
+                        passed += 1
+                        print(f"PASS  {label}: {cb_v} (binding enforced; reference {ref_v})")
+                        continue
+                    problems = []
+                    if ref_v != cb_v:
+                        problems.append(f"decision: reference {ref_v}, certbound {cb_v}")
+                    if rk == "ok" and ck == "ok":
+                        rctx = rv.get("context") or {}
+                        local = not str(cctx.get("resultMessage", "[A")).startswith("[A")
+                        keys = ["action"] if local else COMPARED
+                        for k in keys:
+                            if rctx.get(k) is not None and rctx.get(k) != cctx.get(k):
+                                problems.append(f"context {k}: reference {rctx.get(k)!r}, certbound {cctx.get(k)!r}")
+                            if rctx.get(k) is None and k in cctx and not local:
+                                problems.append(f"context {k}: reference null, certbound {cctx.get(k)!r}")
+                        for k, v in cctx.items():
+                            if v is None or isinstance(v, (dict, list)):
+                                problems.append(f"context {k} is not a flat value: {v!r}")
+                        if rv["principalId"] is not None and rv["principalId"] != cv["principalId"]:
+                            problems.append(f"principalId: reference {rv['principalId']!r}, certbound {cv['principalId']!r}")
+                        if rv["principalId"] is None:
+                            known.append(f"{ename} | {aname}: reference principalId null, certbound {cv['principalId']!r}")
+                        if rv["policyDocument"]["Statement"][0]["Resource"] != cv["policyDocument"]["Statement"][0]["Resource"]:
+                            problems.append("policy resource differs")
+                        if tok in json.dumps(cctx):
+                            problems.append("certbound context holds the raw token")
+                    if problems:
                         failed += 1
-                        print(f"FAIL  {label}: certbound {cb_v} where the reference crashed")
-                    continue
-                problems = []
-                if ref_v != cb_v:
-                    problems.append(f"decision: reference {ref_v}, certbound {cb_v}")
-                if rk == "ok" and ck == "ok":
-                    rctx, cctx = rv.get("context") or {}, cv.get("context") or {}
-                    local = (cctx.get("action") == "BAD_REQUEST"
-                             and not str(cctx.get("resultMessage", "")).startswith("[A"))
-                    keys = ["action"] if local else COMPARED
-                    for k in keys:
-                        if rctx.get(k) is not None and rctx.get(k) != cctx.get(k):
-                            problems.append(f"context {k}: reference {rctx.get(k)!r}, certbound {cctx.get(k)!r}")
-                        if rctx.get(k) is None and k in cctx and not local:
-                            problems.append(f"context {k}: reference null, certbound {cctx.get(k)!r}")
-                    for k, v in cctx.items():
-                        if v is None or isinstance(v, (dict, list)):
-                            problems.append(f"context {k} is not a flat value: {v!r}")
-                    if rv["principalId"] is not None and rv["principalId"] != cv["principalId"]:
-                        problems.append(f"principalId: reference {rv['principalId']!r}, certbound {cv['principalId']!r}")
-                    if rv["principalId"] is None:
-                        known.append(f"{label}: reference principalId null, certbound {cv['principalId']!r}")
-                    if rv["policyDocument"]["Statement"][0]["Resource"] != cv["policyDocument"]["Statement"][0]["Resource"]:
-                        problems.append("policy resource differs")
-                    if tok in json.dumps(cctx):
-                        problems.append("certbound context holds the raw token")
-                if problems:
-                    failed += 1
-                    print(f"FAIL  {label}: " + "; ".join(problems))
-                else:
-                    passed += 1
-                    print(f"PASS  {label}: {cb_v}")
+                        print(f"FAIL  {label}: " + "; ".join(problems))
+                    else:
+                        passed += 1
+                        print(f"PASS  {label}: {cb_v}")
     server.shutdown()
     print(f"known differences (intended): {len(known)}")
-    for k in sorted(set(known))[:20]:
+    for k in sorted(set(known))[:40]:
         print(f"  {k}")
     print(f"reference-diff: {passed} passed, {failed} failed")
     return 1 if failed else 0

@@ -167,7 +167,7 @@ pub fn refusal(
 /// here, and the authorization server is not asked.
 pub fn before_backend(facts: &Facts<'_>, validation: &Validation) -> Option<IntrospectionResponse> {
     let r = facts.request;
-    if let (Err(e), None) = (&r.target, &r.route) {
+    if let Err(e) = &r.target {
         return Some(facts.refuse(
             Reason::PathRejected,
             &format!("{e}: refused rather than guessed"),
