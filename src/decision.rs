@@ -26,7 +26,7 @@
 
 use subtle::ConstantTimeEq;
 
-use crate::backends::{Action, Answer, AsDecision, Claims, IntrospectionResponse};
+use crate::backends::{Action, Answer, Claims, IntrospectionResponse};
 use crate::request::{AuthRequest, CredentialsError, PresentedCert, Scheme, Source};
 use crate::verdict::{Challenge, Reason};
 
@@ -278,7 +278,7 @@ fn decide_claims(
 fn decide_as(
     facts: &Facts<'_>,
     validation: &Validation,
-    d: AsDecision,
+    d: IntrospectionResponse,
     now: i64,
 ) -> IntrospectionResponse {
     let mut out = if d.action != Action::Ok {

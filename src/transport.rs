@@ -207,3 +207,16 @@ pub fn json_error_kind(e: &serde_json::Error) -> &'static str {
         serde_json::error::Category::Eof => "unexpected end",
     }
 }
+
+/// Where and what went wrong deserializing JSON, without the offending value
+/// (serde's messages may quote it: a token, a secret): `at `a.b`: wrong types`.
+pub fn describe_json_error(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let inner = e.inner().to_string();
+    // "missing field `x`" holds no value.
+    let what = if inner.starts_with("missing field") {
+        inner.split(" at line").next().unwrap_or("").to_owned()
+    } else {
+        json_error_kind(e.inner()).to_owned()
+    };
+    format!("at `{}`: {what}", e.path())
+}

@@ -5,13 +5,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use certbound::backends::AsDecision;
 use certbound::cert::ClientCert;
 use certbound::config::HttpApiResponse;
 use certbound::fronts::lambda::handle_event;
 use certbound::{
-    Action, Answer, IntrospectionError, IntrospectionRequest, Introspector, Settings,
-    StandardAuthorizer,
+    Action, Answer, IntrospectionError, IntrospectionRequest, IntrospectionResponse, Introspector,
+    Settings, StandardAuthorizer,
 };
 use serde_json::{json, Value};
 
@@ -125,7 +124,7 @@ async fn mutated_events_never_panic_and_never_allow_without_an_ok() {
         Settings::default(),
     );
     let unauthorized = StandardAuthorizer::new(
-        Arc::new(Always(Ok(Answer::Decided(AsDecision::new(
+        Arc::new(Always(Ok(Answer::Decided(IntrospectionResponse::new(
             Action::Unauthorized,
         ))))),
         Settings {
@@ -134,7 +133,7 @@ async fn mutated_events_never_panic_and_never_allow_without_an_ok() {
         },
     );
     // An AS that says OK for a token bound to the events' certificate.
-    let mut bound_ok = AsDecision::new(Action::Ok);
+    let mut bound_ok = IntrospectionResponse::new(Action::Ok);
     bound_ok.certificate_thumbprint = Some(EVENTS_THUMBPRINT.into());
     let ok = StandardAuthorizer::new(
         Arc::new(Always(Ok(Answer::Decided(bound_ok)))),

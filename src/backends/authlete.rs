@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    parse_typed, Action, Answer, AsDecision, IntrospectionError, IntrospectionRequest, Introspector,
+    parse_typed, Action, Answer, IntrospectionError, IntrospectionRequest, IntrospectionResponse,
+    Introspector,
 };
 use crate::transport::{send_for_json, MAX_RESPONSE_BYTES};
 use crate::verdict::Challenge;
@@ -106,7 +107,7 @@ struct AuthleteResponseBody {
 
 /// Maps Authlete's JSON to its decision. Unknown or missing action and
 /// ill-typed fields are errors (fail closed).
-pub fn parse_response(raw: Value) -> Result<AsDecision, IntrospectionError> {
+pub fn parse_response(raw: Value) -> Result<IntrospectionResponse, IntrospectionError> {
     let body: AuthleteResponseBody = parse_typed(&raw)?;
     let action_name = body
         .action
@@ -132,8 +133,9 @@ pub fn parse_response(raw: Value) -> Result<AsDecision, IntrospectionError> {
             })
             .collect()
     });
-    Ok(AsDecision {
+    Ok(IntrospectionResponse {
         action,
+        reason: None,
         result_code: body.result_code,
         result_message: body.result_message,
         challenge: body.response_content.as_deref().and_then(Challenge::parse),

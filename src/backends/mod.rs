@@ -125,60 +125,14 @@ pub struct Claims {
     pub raw: serde_json::Value,
 }
 
-/// An authorization server's own decision (Authlete's introspection API).
-#[derive(Debug, Clone, PartialEq)]
-pub struct AsDecision {
-    /// What to do.
-    pub action: Action,
-    /// The server's result code.
-    pub result_code: Option<String>,
-    /// The server's explanation.
-    pub result_message: Option<String>,
-    /// The challenge the server rendered, parsed (`None` when absent or
-    /// unreadable: the core then builds one).
-    pub challenge: Option<Challenge>,
-    /// The client the token was issued to.
-    pub client_id: Option<String>,
-    /// The resource owner.
-    pub subject: Option<String>,
-    /// Scopes granted to the token.
-    pub scopes: Option<Vec<String>>,
-    /// Expiry, in milliseconds since the epoch (`0`: none given).
-    pub expires_at_ms: Option<i64>,
-    /// The `x5t#S256` the token is bound to, when it is.
-    pub certificate_thumbprint: Option<String>,
-    /// A `DPoP-Nonce` the server wants the client to use.
-    pub dpop_nonce: Option<String>,
-    /// The answer as received (debug context only).
-    pub raw: serde_json::Value,
-}
-
-impl AsDecision {
-    /// A decision with an action and nothing else.
-    pub fn new(action: Action) -> Self {
-        Self {
-            action,
-            result_code: None,
-            result_message: None,
-            challenge: None,
-            client_id: None,
-            subject: None,
-            scopes: None,
-            expires_at_ms: None,
-            certificate_thumbprint: None,
-            dpop_nonce: None,
-            raw: serde_json::Value::Null,
-        }
-    }
-}
-
 /// What a backend answers.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answer {
     /// The token's claims; the core decides.
     Claims(Claims),
-    /// The server's decision; the core re-checks what it can.
-    Decided(AsDecision),
+    /// The server's own decision (Authlete), in the shape the core produces
+    /// (`reason` left empty): the core re-checks what it can and fills it.
+    Decided(IntrospectionResponse),
 }
 
 /// The outcome of the introspection step as hooks see it: the core's
@@ -334,15 +288,6 @@ impl From<FetchError> for IntrospectionError {
 pub(crate) fn parse_typed<T: serde::de::DeserializeOwned>(
     raw: &serde_json::Value,
 ) -> Result<T, IntrospectionError> {
-    serde_path_to_error::deserialize(raw).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.inner().to_string();
-        // "missing field `x`" holds no value; other messages may quote one.
-        let what = if inner.starts_with("missing field") {
-            inner.split(" at line").next().unwrap_or("").to_owned()
-        } else {
-            crate::transport::json_error_kind(e.inner()).to_owned()
-        };
-        IntrospectionError::InvalidResponse(format!("at `{path}`: {what}"))
-    })
+    serde_path_to_error::deserialize(raw)
+        .map_err(|e| IntrospectionError::InvalidResponse(crate::transport::describe_json_error(&e)))
 }

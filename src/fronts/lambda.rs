@@ -362,17 +362,9 @@ fn check_types(kind: &'static str, raw: &Value, fields: &[(&str, Ty)]) -> Result
 }
 
 fn typed<T: serde::de::DeserializeOwned>(kind: &'static str, raw: Value) -> Result<T, EventError> {
-    serde_path_to_error::deserialize(raw).map_err(|e| {
-        let inner = e.inner().to_string();
-        let what = if inner.starts_with("missing field") {
-            inner.split(" at line").next().unwrap_or("").to_owned()
-        } else {
-            crate::transport::json_error_kind(e.inner()).to_owned()
-        };
-        EventError::Shape {
-            kind,
-            reason: format!("at `{}`: {what}", e.path()),
-        }
+    serde_path_to_error::deserialize(raw).map_err(|e| EventError::Shape {
+        kind,
+        reason: crate::transport::describe_json_error(&e),
     })
 }
 

@@ -5,13 +5,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use certbound::backends::AsDecision;
 use certbound::cert::{CertFormat, ClientCert};
 use certbound::config::HttpApiResponse;
 use certbound::fronts::lambda::{handle_event, Event};
 use certbound::{
-    Action, Answer, IntrospectionError, IntrospectionRequest, Introspector, Settings,
-    StandardAuthorizer,
+    Action, Answer, IntrospectionError, IntrospectionRequest, IntrospectionResponse, Introspector,
+    Settings, StandardAuthorizer,
 };
 use criterion::{criterion_group, criterion_main, Criterion};
 
@@ -64,7 +63,7 @@ fn flow(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let mut ok = AsDecision::new(Action::Ok);
+    let mut ok = IntrospectionResponse::new(Action::Ok);
     ok.result_code = Some("A056001".into());
     ok.subject = Some("john".into());
     ok.client_id = Some("1234".into());
