@@ -325,6 +325,9 @@ fn build_context(
             if let Some(ms) = r.expires_at_ms {
                 ctx.insert("exp".into(), (ms / 1000).into());
             }
+            for (k, v) in &r.context {
+                ctx.entry(k.clone()).or_insert_with(|| v.clone());
+            }
         }
         Err(e) => {
             ctx.insert("reason".into(), e.reason().as_str().into());

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::authorizer::StandardAuthorizer;
 use crate::backends::authlete::AuthleteIntrospector;
+use crate::backends::jwt::JwtBackend;
 use crate::backends::rfc7662::Rfc7662Introspector;
 use crate::backends::Introspector;
 use crate::config::{BackendConfig, Config, ConfigError, Env};
@@ -51,6 +52,7 @@ pub fn backend(config: &Config) -> Result<Arc<dyn Introspector>, StartError> {
     Ok(match &config.backend {
         BackendConfig::Authlete(c) => Arc::new(AuthleteIntrospector::new(client, c.clone())),
         BackendConfig::Rfc7662(c) => Arc::new(Rfc7662Introspector::new(client, c.clone())),
+        BackendConfig::Jwt(c) => Arc::new(JwtBackend::new(client, c.clone())),
     })
 }
 
@@ -72,4 +74,14 @@ pub async fn start(env: &Env<'_>) -> Result<Ready, StartError> {
 /// Everything, from the process environment.
 pub async fn start_from_process_env() -> Result<Ready, StartError> {
     start(&Env::process()).await
+}
+
+/// The Cognito trigger's configuration (its own variables only; the secret,
+/// when set, may hold `CERTBOUND_COGNITO_CLIENT_CERTS`).
+pub async fn trigger_config(
+    env: &Env<'_>,
+) -> Result<crate::fronts::cognito::TriggerConfig, StartError> {
+    let overlay = fetch_overlay(env).await?;
+    let config = crate::fronts::cognito::TriggerConfig::from_env(&env.with_overlay(&overlay))?;
+    Ok(config)
 }

@@ -9,6 +9,8 @@ use secrecy::SecretString;
 
 use crate::authorizer::Settings;
 use crate::backends::authlete::{ApiVersion, AuthleteConfig};
+use crate::backends::jwks::{JwksLocation, JwksSettings};
+use crate::backends::jwt::{JwtConfig, JwtProfile, SUPPORTED_ALGORITHMS};
 use crate::backends::rfc7662::Rfc7662Config;
 use crate::cert::CertFormat;
 use crate::decision::{BindingPolicy, ScopeDefault, Validation, DEFAULT_LEEWAY_S};
@@ -56,6 +58,8 @@ pub enum BackendConfig {
     Authlete(AuthleteConfig),
     /// A standard RFC 7662 endpoint.
     Rfc7662(Rfc7662Config),
+    /// JWT access tokens verified locally (RFC 9068, Amazon Cognito).
+    Jwt(JwtConfig),
 }
 
 /// How HTTP API payload 2.0 events are answered.
@@ -132,6 +136,17 @@ pub struct Config {
     pub serve: ServeConfig,
 }
 
+fn is_loopback(url: &reqwest::Url) -> bool {
+    matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
+}
+
+/// Whether a URL found at run time (a `jwks_uri` in metadata) is https, or
+/// http on loopback.
+pub fn secure_url(raw: &str) -> bool {
+    reqwest::Url::parse(raw)
+        .is_ok_and(|u| u.scheme() == "https" || (u.scheme() == "http" && is_loopback(&u)))
+}
+
 /// Reads variables from a lookup function (the process environment, or a
 /// map in tests; secrets fetched at start are layered on top).
 pub struct Env<'a> {
@@ -172,6 +187,19 @@ impl<'a> Env<'a> {
             .filter(|v| !v.is_empty())
     }
 
+    /// A comma-separated list, blanks dropped.
+    pub fn list(&self, var: &str) -> Vec<String> {
+        self.get(var)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|x| !x.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn require(&self, var: &'static str) -> Result<String, ConfigError> {
         self.get(var).ok_or(ConfigError::Missing(var))
     }
@@ -200,11 +228,16 @@ impl<'a> Env<'a> {
 
     fn url(&self, var: &'static str) -> Result<String, ConfigError> {
         let raw = self.require(var)?;
+        self.check_url(var, raw)
+    }
+
+    fn check_url(&self, var: &'static str, raw: String) -> Result<String, ConfigError> {
         let url = reqwest::Url::parse(&raw).map_err(|e| invalid(var, format!("{raw:?}: {e}")))?;
-        let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
         match url.scheme() {
             "https" => Ok(raw),
-            "http" if loopback || self.bool("CERTBOUND_ALLOW_INSECURE_HTTP", false)? => Ok(raw),
+            "http" if is_loopback(&url) || self.bool("CERTBOUND_ALLOW_INSECURE_HTTP", false)? => {
+                Ok(raw)
+            }
             "http" => Err(invalid(
                 var,
                 "plain http sends credentials in clear; use https (or CERTBOUND_ALLOW_INSECURE_HTTP=true)",
@@ -224,10 +257,11 @@ impl Config {
         {
             None | Some("authlete") => BackendConfig::Authlete(authlete(env)?),
             Some("rfc7662") => BackendConfig::Rfc7662(rfc7662(env)?),
+            Some("jwt") => BackendConfig::Jwt(jwt(env)?),
             Some(other) => {
                 return Err(invalid(
                     "CERTBOUND_BACKEND",
-                    format!("{other:?} is not 'authlete' or 'rfc7662'"),
+                    format!("{other:?} is not 'authlete', 'rfc7662' or 'jwt'"),
                 ))
             }
         };
@@ -308,18 +342,34 @@ fn validation(env: &Env<'_>) -> Result<Validation, ConfigError> {
             ))
         }
     };
-    let leeway_s = match env.get("CERTBOUND_LEEWAY_S") {
-        None => DEFAULT_LEEWAY_S,
-        Some(v) => v
-            .parse::<i64>()
-            .ok()
-            .filter(|s| (0..=300).contains(s))
-            .ok_or_else(|| {
-                invalid(
-                    "CERTBOUND_LEEWAY_S",
-                    format!("{v:?} is not a whole number of seconds in 0..=300"),
-                )
-            })?,
+    // CERTBOUND_JWT_LEEWAY_S is the same setting under the JWT backend's name.
+    let leeway = |var: &'static str| -> Result<Option<i64>, ConfigError> {
+        env.get(var)
+            .map(|v| {
+                v.parse::<i64>()
+                    .ok()
+                    .filter(|s| (0..=300).contains(s))
+                    .ok_or_else(|| {
+                        invalid(
+                            var,
+                            format!("{v:?} is not a whole number of seconds in 0..=300"),
+                        )
+                    })
+            })
+            .transpose()
+    };
+    let leeway_s = match (
+        leeway("CERTBOUND_LEEWAY_S")?,
+        leeway("CERTBOUND_JWT_LEEWAY_S")?,
+    ) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(invalid(
+                "CERTBOUND_JWT_LEEWAY_S",
+                "differs from CERTBOUND_LEEWAY_S (one clock skew for every backend): set one",
+            ))
+        }
+        (Some(a), _) | (None, Some(a)) => a,
+        (None, None) => DEFAULT_LEEWAY_S,
     };
     let scope_default = match env
         .get("CERTBOUND_SCOPE_DEFAULT")
@@ -445,6 +495,133 @@ fn authlete(env: &Env<'_>) -> Result<AuthleteConfig, ConfigError> {
         api_key,
         api_secret,
         access_token,
+    })
+}
+
+fn jwt(env: &Env<'_>) -> Result<JwtConfig, ConfigError> {
+    let pool = env.get("CERTBOUND_COGNITO_USER_POOL_ID");
+    let profile = match (
+        env.get("CERTBOUND_JWT_PROFILE")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref(),
+        &pool,
+    ) {
+        (None, Some(_)) | (Some("cognito"), _) => JwtProfile::Cognito,
+        (None | Some("rfc9068"), None) => JwtProfile::Rfc9068,
+        (Some("rfc9068"), Some(_)) => {
+            return Err(invalid(
+                "CERTBOUND_COGNITO_USER_POOL_ID",
+                "is for CERTBOUND_JWT_PROFILE=cognito",
+            ))
+        }
+        (Some(other), _) => {
+            return Err(invalid(
+                "CERTBOUND_JWT_PROFILE",
+                format!("{other:?} is not rfc9068 or cognito"),
+            ))
+        }
+    };
+    let derived = match &pool {
+        None => None,
+        Some(pool) => {
+            let region = pool
+                .split_once('_')
+                .map(|(r, _)| r)
+                .filter(|r| {
+                    !r.is_empty()
+                        && r.chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                })
+                .filter(|_| {
+                    pool.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                })
+                .ok_or_else(|| {
+                    invalid(
+                        "CERTBOUND_COGNITO_USER_POOL_ID",
+                        format!("{pool:?} is not a user pool id such as eu-west-2_AbCdEf123"),
+                    )
+                })?;
+            Some(format!("https://cognito-idp.{region}.amazonaws.com/{pool}"))
+        }
+    };
+    let issuer = match env.get("CERTBOUND_JWT_ISSUER") {
+        Some(i) => env.check_url("CERTBOUND_JWT_ISSUER", i)?,
+        None => derived.ok_or(ConfigError::Missing("CERTBOUND_JWT_ISSUER"))?,
+    };
+    let jwks = match env.get("CERTBOUND_JWT_JWKS_URI") {
+        Some(uri) => JwksLocation::Uri(env.check_url("CERTBOUND_JWT_JWKS_URI", uri)?),
+        None if profile == JwtProfile::Cognito => JwksLocation::Uri(format!(
+            "{}/.well-known/jwks.json",
+            issuer.trim_end_matches('/')
+        )),
+        None => JwksLocation::Discover {
+            issuer: issuer.clone(),
+        },
+    };
+    let audiences = env.list("CERTBOUND_JWT_AUDIENCE");
+    let client_ids = env.list("CERTBOUND_JWT_CLIENT_IDS");
+    match profile {
+        JwtProfile::Rfc9068 if audiences.is_empty() => {
+            return Err(ConfigError::Missing("CERTBOUND_JWT_AUDIENCE"))
+        }
+        JwtProfile::Cognito if !audiences.is_empty() => {
+            return Err(invalid(
+                "CERTBOUND_JWT_AUDIENCE",
+                "Cognito access tokens have no aud: allow clients with CERTBOUND_JWT_CLIENT_IDS",
+            ))
+        }
+        JwtProfile::Cognito if client_ids.is_empty() => {
+            return Err(ConfigError::Missing("CERTBOUND_JWT_CLIENT_IDS"))
+        }
+        _ => {}
+    }
+    let algorithms = match env.get("CERTBOUND_JWT_ALGORITHMS") {
+        None => SUPPORTED_ALGORITHMS.to_vec(),
+        Some(_) => env
+            .list("CERTBOUND_JWT_ALGORITHMS")
+            .iter()
+            .map(|a| {
+                a.parse::<jsonwebtoken::Algorithm>()
+                    .ok()
+                    .filter(|alg| SUPPORTED_ALGORITHMS.contains(alg))
+                    .ok_or_else(|| {
+                        invalid(
+                            "CERTBOUND_JWT_ALGORITHMS",
+                            format!(
+                                "{a:?} is not one of RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA (none and HS* can never be enabled)"
+                            ),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let cooldown = match env.get("CERTBOUND_JWT_JWKS_COOLDOWN_S") {
+        None => JwksSettings::default().cooldown,
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|s| (1..=3600).contains(s))
+            .map(Duration::from_secs)
+            .ok_or_else(|| {
+                invalid(
+                    "CERTBOUND_JWT_JWKS_COOLDOWN_S",
+                    format!("{v:?} is not a whole number of seconds in 1..=3600"),
+                )
+            })?,
+    };
+    Ok(JwtConfig {
+        issuer,
+        jwks,
+        profile,
+        audiences,
+        client_ids,
+        algorithms,
+        context_claims: env.list("CERTBOUND_JWT_CONTEXT_CLAIMS"),
+        jwks_settings: JwksSettings {
+            cooldown,
+            ..JwksSettings::default()
+        },
     })
 }
 

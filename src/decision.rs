@@ -231,12 +231,19 @@ fn decide_claims(
     now: i64,
 ) -> IntrospectionResponse {
     let leeway = validation.leeway_s;
-    let check = if !claims.active {
-        Err((
-            Reason::TokenInactive,
-            "token is not active (unknown, expired or revoked)",
-        ))
-    } else if claims
+    if !claims.active {
+        let (reason, description) = match &claims.refusal {
+            Some(r) => (r.reason, r.description.as_str()),
+            None => (
+                Reason::TokenInactive,
+                "token is not active (unknown, expired or revoked)",
+            ),
+        };
+        let mut out = facts.refuse(reason, description);
+        out.raw = claims.raw;
+        return out;
+    }
+    let check = if claims
         .exp
         .is_some_and(|exp| exp.saturating_add(leeway) <= now)
     {
@@ -271,6 +278,7 @@ fn decide_claims(
     out.scopes = Some(claims.scopes);
     out.expires_at_ms = claims.exp.map(|s| s.saturating_mul(1000));
     out.certificate_thumbprint = claims.cnf.x5t_s256;
+    out.context = claims.context;
     out.raw = claims.raw;
     out
 }

@@ -173,7 +173,15 @@ pub async fn send_for_json(
     request: reqwest::RequestBuilder,
     limit: usize,
 ) -> Result<serde_json::Value, FetchError> {
-    let mut response = request.send().await.map_err(map_error)?;
+    let response = request.send().await.map_err(map_error)?;
+    read_json(response, limit).await
+}
+
+/// Reads a 2xx JSON object (at most `limit` bytes) from a response.
+pub async fn read_json(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<serde_json::Value, FetchError> {
     let status = response.status();
     if !status.is_success() {
         return Err(FetchError::Status {

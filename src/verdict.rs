@@ -107,6 +107,9 @@ pub enum Reason {
     TokenMalformed,
     /// The token is unknown, revoked or otherwise not active.
     TokenInactive,
+    /// A self-contained token (JWT) that does not verify: signature,
+    /// issuer, audience, client, token use, structure.
+    TokenInvalid,
     /// The token has expired.
     TokenExpired,
     /// The token is not valid yet (`nbf` / `iat` in the future).
@@ -142,6 +145,7 @@ impl Reason {
             Reason::TokenMissing => "token_missing",
             Reason::TokenMalformed => "token_malformed",
             Reason::TokenInactive => "token_inactive",
+            Reason::TokenInvalid => "token_invalid",
             Reason::TokenExpired => "token_expired",
             Reason::TokenNotYetValid => "token_not_yet_valid",
             Reason::TokenUnbound => "token_unbound",

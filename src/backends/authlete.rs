@@ -146,6 +146,7 @@ pub fn parse_response(raw: Value) -> Result<IntrospectionResponse, Introspection
         expires_at_ms: body.expires_at,
         certificate_thumbprint: body.certificate_thumbprint.filter(|t| !t.is_empty()),
         dpop_nonce: body.dpop_nonce,
+        context: Default::default(),
         raw,
     })
 }

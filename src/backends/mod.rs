@@ -10,6 +10,8 @@
 //! answers; they make no decision the core makes ([`crate::decision`]).
 
 pub mod authlete;
+pub mod jwks;
+pub mod jwt;
 pub mod memory;
 pub mod rfc7662;
 
@@ -22,7 +24,7 @@ use serde::Serialize;
 use crate::cert::ClientCert;
 use crate::request::Scheme;
 use crate::transport::{FetchError, TransportError};
-use crate::verdict::{Challenge, Reason};
+use crate::verdict::{Challenge, Context, Reason};
 
 /// What the resource server should do (Authlete's vocabulary, which the
 /// reference's decision table is written in).
@@ -121,8 +123,22 @@ pub struct Claims {
     pub aud: Vec<String>,
     /// Confirmation: what the token is bound to.
     pub cnf: Confirmation,
+    /// Extra claims for the context (`CERTBOUND_JWT_CONTEXT_CLAIMS`).
+    pub context: Context,
+    /// Why the token is not active, when the backend can say (a JWT whose
+    /// signature does not verify, a wrong issuer, …).
+    pub refusal: Option<Refusal>,
     /// The answer as received (debug context only).
     pub raw: serde_json::Value,
+}
+
+/// Why a claims backend considers a token not active.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The stable reason.
+    pub reason: Reason,
+    /// What exactly (for operators; never holds the token).
+    pub description: String,
 }
 
 /// What a backend answers.
@@ -162,6 +178,8 @@ pub struct IntrospectionResponse {
     pub certificate_thumbprint: Option<String>,
     /// A `DPoP-Nonce` the server wants the client to use.
     pub dpop_nonce: Option<String>,
+    /// Extra context values the backend reports (JWT context claims).
+    pub context: Context,
     /// The server's answer as received (debug context only).
     pub raw: serde_json::Value,
 }
@@ -181,6 +199,7 @@ impl IntrospectionResponse {
             expires_at_ms: None,
             certificate_thumbprint: None,
             dpop_nonce: None,
+            context: Context::new(),
             raw: serde_json::Value::Null,
         }
     }

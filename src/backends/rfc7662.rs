@@ -97,6 +97,8 @@ pub fn parse_response(raw: Value) -> Result<Claims, IntrospectionError> {
                 jkt: c.jkt,
             })
             .unwrap_or_default(),
+        context: Default::default(),
+        refusal: None,
         raw,
     })
 }

@@ -40,6 +40,11 @@ enum Command {
         /// Certificate file, or `-` for stdin.
         #[arg(default_value = "-")]
         file: String,
+        /// Print `Name=ATTRIBUTE,Value=<x5t#S256>` for `aws cognito-idp
+        /// admin-update-user-attributes --user-attributes` (default
+        /// attribute: custom:cert_fingerprint).
+        #[arg(long, value_name = "ATTRIBUTE", num_args = 0..=1, require_equals = true, default_missing_value = crate::fronts::cognito::DEFAULT_CERT_ATTRIBUTE)]
+        cognito_attribute: Option<String>,
     },
     /// Serve the HTTP auth endpoint (nginx auth_request, forwardAuth, ext_authz).
     Serve {
@@ -55,8 +60,12 @@ enum Command {
 pub async fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     logging::init();
     let args: Vec<OsString> = args.into_iter().collect();
+    let handler = match Handler::from_env() {
+        Ok(h) => h,
+        Err(e) => return usage_error(&e),
+    };
     if args.len() <= 1 && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-        return lambda().await;
+        return lambda(handler).await;
     }
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
@@ -70,10 +79,39 @@ pub async fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         }
     };
     match cli.command {
-        Command::Invoke { event } => invoke(&event).await,
-        Command::Thumbprint { file } => thumbprint(&file),
+        Command::Invoke { event } => invoke(handler, &event).await,
+        Command::Thumbprint {
+            file,
+            cognito_attribute,
+        } => thumbprint(&file, cognito_attribute.as_deref()),
         Command::Serve { listen } => serve(listen).await,
-        Command::Lambda => lambda().await,
+        Command::Lambda => lambda(handler).await,
+    }
+}
+
+/// What the Lambda function (and `invoke`) runs: `CERTBOUND_HANDLER`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handler {
+    /// The API Gateway authorizer (default).
+    Authorizer,
+    /// The Cognito pre-token-generation trigger.
+    CognitoPreToken,
+}
+
+impl Handler {
+    fn from_env() -> Result<Self, String> {
+        match std::env::var("CERTBOUND_HANDLER")
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "" | "authorizer" => Ok(Handler::Authorizer),
+            "cognito-pre-token" => Ok(Handler::CognitoPreToken),
+            other => Err(format!(
+                "CERTBOUND_HANDLER is invalid: {other:?} is not authorizer or cognito-pre-token"
+            )),
+        }
     }
 }
 
@@ -97,11 +135,14 @@ fn print_json(value: &serde_json::Value) {
     let _ = writeln!(out, "{value}");
 }
 
-async fn invoke(event: &str) -> ExitCode {
+async fn invoke(handler: Handler, event: &str) -> ExitCode {
     let bytes = match read_input(event) {
         Ok(b) => b,
         Err(e) => return usage_error(&format!("cannot read event {event}: {e}")),
     };
+    if handler == Handler::CognitoPreToken {
+        return invoke_trigger(&bytes).await;
+    }
     let Ready { config, authorizer } = match start_from_process_env().await {
         Ok(ready) => ready,
         Err(e) => return usage_error(&e.to_string()),
@@ -131,14 +172,41 @@ async fn invoke(event: &str) -> ExitCode {
     }
 }
 
-fn thumbprint(file: &str) -> ExitCode {
+async fn invoke_trigger(bytes: &[u8]) -> ExitCode {
+    let config = match crate::bootstrap::trigger_config(&crate::config::Env::process()).await {
+        Ok(c) => c,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    let result = serde_json::from_slice::<serde_json::Value>(bytes)
+        .map_err(|_| crate::fronts::cognito::TriggerError::NotATriggerEvent)
+        .and_then(|event| crate::fronts::cognito::handle(&config, event));
+    match result {
+        Ok(response) => {
+            print_json(&response);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let d = lambda_runtime::Diagnostic::from(e);
+            print_json(&serde_json::json!({
+                "errorType": d.error_type,
+                "errorMessage": d.error_message,
+            }));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn thumbprint(file: &str, cognito_attribute: Option<&str>) -> ExitCode {
     let bytes = match read_input(file) {
         Ok(b) => b,
         Err(e) => return usage_error(&format!("cannot read {file}: {e}")),
     };
     match ClientCert::detect(&bytes) {
         Ok(cert) => {
-            println!("{}", cert.thumbprint());
+            match cognito_attribute {
+                Some(attribute) => println!("Name={attribute},Value={}", cert.thumbprint()),
+                None => println!("{}", cert.thumbprint()),
+            }
             ExitCode::SUCCESS
         }
         Err(e) => usage_error(&format!("{file}: {e}")),
@@ -156,7 +224,24 @@ async fn serve(listen: SocketAddr) -> ExitCode {
     }
 }
 
-async fn lambda() -> ExitCode {
+async fn lambda(handler: Handler) -> ExitCode {
+    if handler == Handler::CognitoPreToken {
+        // Only the trigger's own settings; a secret may hold the client map.
+        let config = match crate::bootstrap::trigger_config(&crate::config::Env::process()).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "configuration error");
+                return ExitCode::from(2);
+            }
+        };
+        return match crate::fronts::cognito::run(config).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "lambda runtime stopped");
+                ExitCode::from(1)
+            }
+        };
+    }
     let result = if std::env::var_os("CERTBOUND_SECRET_ID").is_some() {
         // The secrets extension answers only during INVOKE: build lazily.
         crate::fronts::lambda::run_lazy(|| async {

@@ -37,6 +37,9 @@ pub enum EventError {
     /// `type` is neither `TOKEN` nor `REQUEST`.
     #[error("unknown authorizer event type (expected TOKEN or REQUEST)")]
     UnknownType,
+    /// A Cognito trigger event sent to the authorizer.
+    #[error("a Cognito trigger event: this function is the authorizer (set CERTBOUND_HANDLER=cognito-pre-token for the trigger)")]
+    WrongHandler,
     /// The event does not have the shape of its kind.
     #[error("malformed {kind} event: {reason}")]
     Shape {
@@ -95,6 +98,9 @@ impl Event {
     /// real and test events sometimes lack) are accepted.
     pub fn parse(mut raw: Value) -> Result<Self, EventError> {
         let obj = raw.as_object().ok_or(EventError::NotAnObject)?;
+        if obj.contains_key("triggerSource") && obj.contains_key("userPoolId") {
+            return Err(EventError::WrongHandler);
+        }
         let kind = match obj.get("type") {
             None | Some(Value::Null) => "",
             Some(Value::String(s)) => s.as_str(),

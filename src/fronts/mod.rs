@@ -3,5 +3,6 @@
 //! their output.
 
 pub mod cli;
+pub mod cognito;
 pub mod http;
 pub mod lambda;
