@@ -39,6 +39,10 @@ pub struct Settings {
     pub realm: Option<String>,
     /// What the core requires of every token (binding, leeway, scope default).
     pub validation: Validation,
+    /// The most the backend step may take, all its HTTP calls together
+    /// (introspection; JWKS discovery and fetch): beyond it the answer is
+    /// a timeout (500 / Deny). `CERTBOUND_TIMEOUT_MS`.
+    pub deadline: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -48,6 +52,7 @@ impl Default for Settings {
             context_debug: false,
             realm: None,
             validation: Validation::default(),
+            deadline: std::time::Duration::from_millis(3000),
         }
     }
 }
@@ -182,7 +187,10 @@ pub async fn authorize<A: Authorizer + ?Sized>(authorizer: &A, request: &AuthReq
     let (result, asked) = match decision::before_backend(&facts, &settings.validation) {
         Some(local) => (Ok(local), false),
         None => {
-            let answer = backend.introspect(&introspection).await;
+            let answer =
+                tokio::time::timeout(settings.deadline, backend.introspect(&introspection))
+                    .await
+                    .unwrap_or(Err(IntrospectionError::Timeout));
             let result = answer.map(|a| decision::decide(&facts, &settings.validation, a, now()));
             (result, true)
         }

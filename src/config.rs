@@ -277,6 +277,7 @@ impl Config {
             context_debug: env.bool("CERTBOUND_CONTEXT_DEBUG", false)?,
             realm: env.get("CERTBOUND_REALM"),
             validation: validation(env)?,
+            deadline: http.timeout,
         };
         let http_api_response = match env
             .get("CERTBOUND_HTTP_API_RESPONSE")
@@ -582,7 +583,7 @@ fn jwt(env: &Env<'_>) -> Result<JwtConfig, ConfigError> {
             .list("CERTBOUND_JWT_ALGORITHMS")
             .iter()
             .map(|a| {
-                a.parse::<jsonwebtoken::Algorithm>()
+                a.parse::<crate::backends::jws::Algorithm>()
                     .ok()
                     .filter(|alg| SUPPORTED_ALGORITHMS.contains(alg))
                     .ok_or_else(|| {

@@ -723,3 +723,26 @@ fn configuration_errors_name_the_variable() {
         _ => panic!("not jwt"),
     }
 }
+
+#[tokio::test]
+async fn the_whole_key_acquisition_fits_in_the_timeout() {
+    // Discovery that hangs: two metadata URLs and the JWKS, each under the
+    // per-request timeout, must still end within CERTBOUND_TIMEOUT_MS.
+    let a = gen_cert("ec-p256", "client-a");
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
+        .mount(&server)
+        .await;
+    let key = signing_key("ec", "ec-1");
+    let claims = json!({"iss": server.uri(), "sub": "s", "client_id": "c", "aud": "https://api.bank.example",
+        "iat": now(), "exp": now() + 60, "jti": "j", "scope": "accounts",
+        "cnf": {"x5t#S256": a.openssl_thumbprint}});
+    let token = sign(&key, Some("at+jwt"), &claims);
+    let env = jwt_env(&server.uri(), &[("CERTBOUND_TIMEOUT_MS", "400")]);
+    let started = std::time::Instant::now();
+    let out = run(&env, with_token(&token, Some(&a.pem))).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!((effect(&out), reason(&out)), ("Deny", "as_unavailable"));
+    assert!(took < Duration::from_millis(900), "{took:?}");
+}

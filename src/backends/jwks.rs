@@ -29,10 +29,10 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::jws::{Algorithm, PublicKey};
 use crate::transport::{send_for_json, FetchError};
 
 /// Limits and timings of the key cache.
@@ -78,55 +78,14 @@ pub enum JwksLocation {
 }
 
 /// A verification key from the JWKS, usable for the algorithms of its type.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Key {
     /// The key id.
     pub kid: String,
-    /// `RSA`, `EC` (with curve) or `OKP` (Ed25519).
-    pub family: KeyFamily,
     /// The JWK's `alg`, when it names one: then only that algorithm.
     pub alg: Option<Algorithm>,
-    /// The key, ready for `jsonwebtoken`.
-    pub decoding: DecodingKey,
-}
-
-impl std::fmt::Debug for Key {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Key")
-            .field("kid", &self.kid)
-            .field("family", &self.family)
-            .field("alg", &self.alg)
-            .finish()
-    }
-}
-
-/// The kind of a public key, which decides the algorithms it may verify.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyFamily {
-    /// RSA, at least 2048 bits: RS256/384/512, PS256/384/512.
-    Rsa,
-    /// EC P-256: ES256.
-    EcP256,
-    /// EC P-384: ES384.
-    EcP384,
-    /// OKP Ed25519: EdDSA.
-    Ed25519,
-}
-
-impl KeyFamily {
-    /// Whether this key type fits `alg`.
-    pub fn fits(self, alg: Algorithm) -> bool {
-        use Algorithm::*;
-        matches!(
-            (self, alg),
-            (
-                KeyFamily::Rsa,
-                RS256 | RS384 | RS512 | PS256 | PS384 | PS512
-            ) | (KeyFamily::EcP256, ES256)
-                | (KeyFamily::EcP384, ES384)
-                | (KeyFamily::Ed25519, EdDSA)
-        )
-    }
+    /// The public key.
+    pub public: PublicKey,
 }
 
 #[derive(Deserialize)]
@@ -151,48 +110,56 @@ fn key_from_jwk(doc: JwkDoc) -> Result<Key, &'static str> {
     }
     let alg = match doc.alg.as_deref() {
         None => None,
-        Some(a) => Some(a.parse::<Algorithm>().map_err(|_| "unknown alg")?),
+        Some(a) => Some(
+            a.parse::<Algorithm>()
+                .map_err(|_| "unknown or unsupported alg")?,
+        ),
     };
-    let (family, decoding) = match (doc.kty.as_deref(), doc.crv.as_deref()) {
+    let b64 = |v: Option<String>, what: &'static str| -> Result<Vec<u8>, &'static str> {
+        URL_SAFE_NO_PAD
+            .decode(v.ok_or(what)?.trim_end_matches('='))
+            .map_err(|_| what)
+    };
+    let point = |x: Vec<u8>, y: Vec<u8>, len: usize| -> Result<Vec<u8>, &'static str> {
+        if x.len() != len || y.len() != len {
+            return Err("EC coordinates of the wrong length");
+        }
+        Ok([&[4u8][..], &x, &y].concat())
+    };
+    let public = match (doc.kty.as_deref(), doc.crv.as_deref()) {
         (Some("RSA"), _) => {
-            let (n, e) = doc.n.zip(doc.e).ok_or("RSA key without n/e")?;
-            let modulus = URL_SAFE_NO_PAD
-                .decode(n.trim_end_matches('='))
-                .map_err(|_| "n is not base64url")?;
-            let bits = modulus.iter().skip_while(|b| **b == 0).count() * 8;
-            if bits < 2048 {
+            let n = b64(doc.n, "RSA key without a base64url n")?;
+            let e = b64(doc.e, "RSA key without a base64url e")?;
+            let n: Vec<u8> = n.into_iter().skip_while(|b| *b == 0).collect();
+            if n.len() * 8 < 2048 {
                 return Err("RSA key shorter than 2048 bits");
             }
-            let key = DecodingKey::from_rsa_components(&n, &e).map_err(|_| "bad RSA key")?;
-            (KeyFamily::Rsa, key)
+            PublicKey::Rsa { n, e }
         }
-        (Some("EC"), Some(crv @ ("P-256" | "P-384"))) => {
-            let (x, y) = doc.x.zip(doc.y).ok_or("EC key without x/y")?;
-            let key = DecodingKey::from_ec_components(&x, &y).map_err(|_| "bad EC key")?;
-            let family = if crv == "P-256" {
-                KeyFamily::EcP256
-            } else {
-                KeyFamily::EcP384
-            };
-            (family, key)
-        }
+        (Some("EC"), Some("P-256")) => PublicKey::P256(point(
+            b64(doc.x, "EC key without x")?,
+            b64(doc.y, "EC key without y")?,
+            32,
+        )?),
+        (Some("EC"), Some("P-384")) => PublicKey::P384(point(
+            b64(doc.x, "EC key without x")?,
+            b64(doc.y, "EC key without y")?,
+            48,
+        )?),
         (Some("OKP"), Some("Ed25519")) => {
-            let x = doc.x.ok_or("OKP key without x")?;
-            let key = DecodingKey::from_ed_components(&x).map_err(|_| "bad Ed25519 key")?;
-            (KeyFamily::Ed25519, key)
+            let x = b64(doc.x, "OKP key without x")?;
+            if x.len() != 32 {
+                return Err("Ed25519 key of the wrong length");
+            }
+            PublicKey::Ed25519(x)
         }
         (Some("oct"), _) => return Err("symmetric key (oct)"),
         _ => return Err("unsupported key type or curve"),
     };
-    if alg.is_some_and(|a| !family.fits(a)) {
+    if alg.is_some_and(|a| !public.fits(a)) {
         return Err("alg does not fit the key type");
     }
-    Ok(Key {
-        kid,
-        family,
-        alg,
-        decoding,
-    })
+    Ok(Key { kid, alg, public })
 }
 
 /// Parses a JWKS document: usable keys by `kid`, at most `max_keys`.
@@ -445,9 +412,13 @@ mod tests {
     fn unusable_keys_are_skipped_not_fatal() {
         let n2048 = URL_SAFE_NO_PAD.encode([0xc5u8; 256]);
         let n1024 = URL_SAFE_NO_PAD.encode([0xc5u8; 128]);
+        let padded_1024 = URL_SAFE_NO_PAD.encode([&[0u8; 200][..], &[0xc5u8; 100][..]].concat());
         let doc = json!({"keys": [
             {"kty": "RSA", "kid": "good", "n": n2048, "e": "AQAB", "use": "sig", "alg": "RS256"},
             {"kty": "RSA", "kid": "short", "n": n1024, "e": "AQAB"},
+            {"kty": "RSA", "kid": "zero-padded", "n": padded_1024, "e": "AQAB"},
+            {"kty": "EC", "kid": "short-x", "crv": "P-256", "x": "AAAA", "y": "AAAA"},
+            {"kty": "RSA", "kid": "ps", "n": n2048, "e": "AQAB", "alg": "HS256"},
             {"kty": "RSA", "kid": "enc", "n": n2048, "e": "AQAB", "use": "enc"},
             {"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"},
             {"kty": "RSA", "n": n2048, "e": "AQAB"},

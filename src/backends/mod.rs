@@ -11,6 +11,7 @@
 
 pub mod authlete;
 pub mod jwks;
+pub mod jws;
 pub mod jwt;
 pub mod memory;
 pub mod rfc7662;
