@@ -19,7 +19,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use crate::backends::{
-    Action, IntrospectionError, IntrospectionRequest, IntrospectionResponse, Introspector,
+    Action, CacheStatus, IntrospectionError, IntrospectionRequest, IntrospectionResponse,
+    Introspector, Traced,
 };
 use crate::decision::{self, Facts, Validation};
 use crate::request::AuthRequest;
@@ -169,7 +170,9 @@ impl Authorizer for StandardAuthorizer {
 
 /// Runs the whole flow for one request. Never panics on input, never
 /// allows unless the backend vouched for the token and the core's checks
-/// (binding, expiry, scopes) passed.
+/// (binding, expiry, scopes) passed. Runs on a Tokio runtime with time
+/// enabled (`enable_all`, as `#[tokio::main]` and `lambda_runtime` build
+/// it): the backend step has a deadline, and the HTTP client timeouts.
 pub async fn authorize<A: Authorizer + ?Sized>(authorizer: &A, request: &AuthRequest) -> Verdict {
     let settings = authorizer.settings();
     authorizer.on_enter(request).await;
@@ -184,18 +187,26 @@ pub async fn authorize<A: Authorizer + ?Sized>(authorizer: &A, request: &AuthReq
     };
 
     let started = Instant::now();
-    let (result, asked) = match decision::before_backend(&facts, &settings.validation) {
-        Some(local) => (Ok(local), false),
+    let (result, cache) = match decision::before_backend(&facts, &settings.validation) {
+        Some(local) => (Ok(local), None),
         None => {
-            let answer =
-                tokio::time::timeout(settings.deadline, backend.introspect(&introspection))
+            let traced =
+                tokio::time::timeout(settings.deadline, backend.introspect_traced(&introspection))
                     .await
-                    .unwrap_or(Err(IntrospectionError::Timeout));
-            let result = answer.map(|a| decision::decide(&facts, &settings.validation, a, now()));
-            (result, true)
+                    .unwrap_or(Traced {
+                        result: Err(IntrospectionError::Timeout),
+                        cache: CacheStatus::Miss,
+                    });
+            let result = traced
+                .result
+                .map(|a| decision::decide(&facts, &settings.validation, a, now()));
+            (result, Some(traced.cache))
         }
     };
-    let latency_ms = asked.then(|| started.elapsed().as_secs_f64() * 1000.0);
+    // The AS call's latency, only when this request made one.
+    let latency_ms = cache
+        .filter(|c| c.called_backend())
+        .map(|_| started.elapsed().as_secs_f64() * 1000.0);
     match &result {
         Ok(r) => {
             authorizer
@@ -251,7 +262,7 @@ pub async fn authorize<A: Authorizer + ?Sized>(authorizer: &A, request: &AuthReq
             authorizer.on_internal_server_error(request, &verdict).await
         }
     }
-    log_decision(request, &verdict, &result, latency_ms);
+    log_decision(request, &verdict, &result, cache, latency_ms);
     verdict
 }
 
@@ -372,6 +383,7 @@ fn log_decision(
     request: &AuthRequest,
     verdict: &Verdict,
     result: &Result<IntrospectionResponse, IntrospectionError>,
+    cache: Option<CacheStatus>,
     latency_ms: Option<f64>,
 ) {
     let response = result.as_ref().ok();
@@ -390,6 +402,7 @@ fn log_decision(
         path = %request.path,
         route = request.route.as_deref(),
         request_id = request.request_id.as_deref(),
+        cache = cache.map(CacheStatus::as_str),
         introspection_ms = latency_ms.map(|ms| (ms * 1000.0).round() / 1000.0),
         error = error.as_deref(),
         "decision"

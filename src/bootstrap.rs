@@ -9,6 +9,7 @@ use crate::backends::authlete::AuthleteIntrospector;
 use crate::backends::jwt::JwtBackend;
 use crate::backends::rfc7662::Rfc7662Introspector;
 use crate::backends::Introspector;
+use crate::cache::CachedBackend;
 use crate::config::{BackendConfig, Config, ConfigError, Env};
 use crate::secrets::{fetch_overlay, SecretError};
 use crate::transport::{build_client, ClientBuildError};
@@ -46,13 +47,19 @@ pub async fn load_config(env: &Env<'_>) -> Result<Config, StartError> {
     Ok(config)
 }
 
-/// Builds the backend a configuration names, over one shared HTTP client.
+/// Builds the backend a configuration names, over one shared HTTP client,
+/// behind the cache when one is configured.
 pub fn backend(config: &Config) -> Result<Arc<dyn Introspector>, StartError> {
     let client = build_client(&config.http)?;
-    Ok(match &config.backend {
+    let backend: Arc<dyn Introspector> = match &config.backend {
         BackendConfig::Authlete(c) => Arc::new(AuthleteIntrospector::new(client, c.clone())),
         BackendConfig::Rfc7662(c) => Arc::new(Rfc7662Introspector::new(client, c.clone())),
         BackendConfig::Jwt(c) => Arc::new(JwtBackend::new(client, c.clone())),
+    };
+    Ok(if config.cache.enabled() {
+        Arc::new(CachedBackend::new(backend, config.cache))
+    } else {
+        backend
     })
 }
 

@@ -12,6 +12,7 @@ use crate::backends::authlete::{ApiVersion, AuthleteConfig};
 use crate::backends::jwks::{JwksLocation, JwksSettings};
 use crate::backends::jwt::{JwtConfig, JwtProfile, SUPPORTED_ALGORITHMS};
 use crate::backends::rfc7662::Rfc7662Config;
+use crate::cache::CacheSettings;
 use crate::cert::CertFormat;
 use crate::decision::{BindingPolicy, ScopeDefault, Validation, DEFAULT_LEEWAY_S};
 use crate::scopes::{RulesError, ScopeRules};
@@ -134,6 +135,8 @@ pub struct Config {
     pub scope_rules: ScopeRules,
     /// `certbound serve` settings.
     pub serve: ServeConfig,
+    /// The answer cache (off when its TTL is 0).
+    pub cache: CacheSettings,
 }
 
 fn is_loopback(url: &reqwest::Url) -> bool {
@@ -323,8 +326,30 @@ impl Config {
             http_api_response,
             scope_rules,
             serve: serve(env)?,
+            cache: cache(env)?,
         })
     }
+}
+
+fn cache(env: &Env<'_>) -> Result<CacheSettings, ConfigError> {
+    let number =
+        |var: &'static str, max: u64, default: u64| -> Result<u64, ConfigError> {
+            match env.get(var) {
+                None => Ok(default),
+                Some(v) => v.parse::<u64>().ok().filter(|n| *n <= max).ok_or_else(|| {
+                    invalid(var, format!("{v:?} is not a whole number in 0..={max}"))
+                }),
+            }
+        };
+    let max_entries = number("CERTBOUND_CACHE_MAX_ENTRIES", 10_000_000, 10_000)?;
+    if max_entries == 0 {
+        return Err(invalid("CERTBOUND_CACHE_MAX_ENTRIES", "must be at least 1"));
+    }
+    Ok(CacheSettings {
+        ttl: Duration::from_secs(number("CERTBOUND_CACHE_TTL_S", 3600, 0)?),
+        negative_ttl: Duration::from_secs(number("CERTBOUND_CACHE_NEGATIVE_TTL_S", 300, 0)?),
+        max_entries,
+    })
 }
 
 fn validation(env: &Env<'_>) -> Result<Validation, ConfigError> {

@@ -16,6 +16,7 @@
 pub mod authorizer;
 pub mod backends;
 pub mod bootstrap;
+pub mod cache;
 pub mod cert;
 pub mod config;
 pub mod decision;

@@ -219,6 +219,14 @@ impl Introspector for AuthleteIntrospector {
     fn verifies_dpop(&self) -> bool {
         true
     }
+
+    fn identity(&self) -> String {
+        format!("authlete {} {}", self.url, self.config.api_key)
+    }
+
+    fn cache_scope(&self) -> super::CacheScope {
+        super::CacheScope::PerRequest
+    }
 }
 
 #[cfg(test)]

@@ -127,6 +127,14 @@ impl Introspector for JwtBackend {
             .await
             .map(Answer::Claims)
     }
+
+    fn identity(&self) -> String {
+        let c = &self.config;
+        format!(
+            "jwt {} {:?} {:?} {:?} {:?} {:?}",
+            c.issuer, c.jwks, c.profile, c.audiences, c.client_ids, c.algorithms
+        )
+    }
 }
 
 fn invalid(description: &'static str) -> Claims {

@@ -82,4 +82,8 @@ impl Introspector for MemoryBackend {
                 .unwrap_or_default(),
         ))
     }
+
+    fn identity(&self) -> String {
+        format!("memory {:p}", self)
+    }
 }

@@ -259,6 +259,58 @@ impl IntrospectionError {
     }
 }
 
+/// Whether a decision came from the cache (`cache` in the decision log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CacheStatus {
+    /// No cache configured.
+    Off,
+    /// Answered from the cache (or by another request's call in flight).
+    Hit,
+    /// Not in the cache: the backend was asked.
+    Miss,
+    /// Never cached (a DPoP proof is single-use): the backend was asked.
+    Bypass,
+}
+
+impl CacheStatus {
+    /// The log name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Off => "off",
+            CacheStatus::Hit => "hit",
+            CacheStatus::Miss => "miss",
+            CacheStatus::Bypass => "bypass",
+        }
+    }
+
+    /// Whether this request made a call to the authorization server.
+    pub fn called_backend(self) -> bool {
+        !matches!(self, CacheStatus::Hit)
+    }
+}
+
+/// A backend's answer and how it was obtained.
+#[derive(Debug)]
+pub struct Traced {
+    /// The answer, or why there is none.
+    pub result: Result<Answer, IntrospectionError>,
+    /// Cache involvement.
+    pub cache: CacheStatus,
+}
+
+/// What a cache may keep of a backend's answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheScope {
+    /// The answer depends on the token only (claims): one entry per token,
+    /// every check re-run on every request.
+    PerToken,
+    /// The answer depends on the request (the backend decided over the
+    /// certificate and the scopes): one entry per token, certificate and
+    /// scope set.
+    PerRequest,
+}
+
 /// A backend that answers "what is this token?".
 #[async_trait]
 pub trait Introspector: Send + Sync {
@@ -268,10 +320,30 @@ pub trait Introspector: Send + Sync {
         request: &IntrospectionRequest,
     ) -> Result<Answer, IntrospectionError>;
 
+    /// [`Introspector::introspect`], saying whether a cache answered. The
+    /// core calls this one.
+    async fn introspect_traced(&self, request: &IntrospectionRequest) -> Traced {
+        Traced {
+            result: self.introspect(request).await,
+            cache: CacheStatus::Off,
+        }
+    }
+
     /// Whether the backend verifies DPoP proofs itself (Authlete does, given
     /// `dpop`, `htm` and `htu`). Claims backends cannot.
     fn verifies_dpop(&self) -> bool {
         false
+    }
+
+    /// Who answers (endpoint, issuer…): part of every cache key, so that
+    /// answers of one server are never served for another.
+    fn identity(&self) -> String {
+        String::new()
+    }
+
+    /// What an answer depends on.
+    fn cache_scope(&self) -> CacheScope {
+        CacheScope::PerToken
     }
 }
 
@@ -284,8 +356,20 @@ impl<T: Introspector + ?Sized> Introspector for std::sync::Arc<T> {
         (**self).introspect(request).await
     }
 
+    async fn introspect_traced(&self, request: &IntrospectionRequest) -> Traced {
+        (**self).introspect_traced(request).await
+    }
+
     fn verifies_dpop(&self) -> bool {
         (**self).verifies_dpop()
+    }
+
+    fn identity(&self) -> String {
+        (**self).identity()
+    }
+
+    fn cache_scope(&self) -> CacheScope {
+        (**self).cache_scope()
     }
 }
 

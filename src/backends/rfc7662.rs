@@ -151,6 +151,10 @@ impl Introspector for Rfc7662Introspector {
         let raw = send_for_json(self.build(request), MAX_RESPONSE_BYTES).await?;
         parse_response(raw).map(Answer::Claims)
     }
+
+    fn identity(&self) -> String {
+        format!("rfc7662 {} {}", self.config.endpoint, self.config.client_id)
+    }
 }
 
 #[cfg(test)]

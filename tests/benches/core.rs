@@ -62,6 +62,7 @@ fn events(c: &mut Criterion) {
 
 fn flow(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .unwrap();
     let mut ok = IntrospectionResponse::new(Action::Ok);
