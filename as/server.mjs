@@ -14,12 +14,26 @@
 //   STACK_CLIENT_B_CERT      PEM certificate of client-b
 //   STACK_RS_SECRET_FILE     file holding the client secret of certbound-rs
 //   STACK_TOKEN_TTL          access token lifetime in seconds (default 3600)
+//   STACK_JWT_AUDIENCE       the resource server that gets JWT access tokens
+//                            (default https://api.certbound.test)
+//
+// Access tokens (client_credentials, certificate-bound when the client has
+// tls_client_certificate_bound_access_tokens):
+//   - without a `resource` parameter: opaque, for introspection (RFC 7662);
+//   - with resource=STACK_JWT_AUDIENCE: an RFC 9068 JWT (typ at+jwt, RS256,
+//     aud = that resource, cnf.x5t#S256), verified by certbound's JWT backend
+//     with the keys at /jwks; introspection refuses JWTs;
+//   - with one of the test resources below: a JWT too, for the negative cases
+//     of scripts/e2e.sh (another audience; an expired one).
+// Signing keys: STACK_AS_KEYS_FILE (as/keys.mjs); rotate them with
+// `node as/keys.mjs rotate FILE` and restart the AS.
 
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 
 import Provider, { errors } from 'oidc-provider';
+
+import { loadOrCreateSigningKeys } from './keys.mjs';
 
 const env = (name, fallback) => {
   const value = process.env[name];
@@ -34,32 +48,21 @@ const ISSUER = env('AS_ISSUER', `https://localhost:${env('AS_TLS_PORT', '8443')}
 const KEYS_FILE = env('STACK_AS_KEYS_FILE');
 const TOKEN_TTL = Number.parseInt(env('STACK_TOKEN_TTL', '3600'), 10);
 const RS_CLIENT_ID = 'certbound-rs';
+const API_RESOURCE = env('STACK_JWT_AUDIENCE', 'https://api.certbound.test');
+const API_SCOPES = 'api:read api:write';
 
-// Signing keys: generated once into the stack state dir, never committed.
-function thumbprint(jwk) {
-  const members = jwk.kty === 'EC'
-    ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y }
-    : { e: jwk.e, kty: jwk.kty, n: jwk.n };
-  return crypto.createHash('sha256').update(JSON.stringify(members)).digest('base64url');
-}
-
-function loadOrCreateSigningKeys(file) {
-  if (fs.existsSync(file)) {
-    return JSON.parse(fs.readFileSync(file, 'utf8'));
-  }
-  const rsa = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
-  const ec = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
-  const jwks = {
-    keys: [
-      { ...rsa, alg: 'RS256', use: 'sig', kid: thumbprint(rsa) },
-      { ...ec, alg: 'ES256', use: 'sig', kid: thumbprint(ec) },
-    ],
-  };
-  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  fs.writeFileSync(file, `${JSON.stringify(jwks, null, 2)}\n`, { mode: 0o600 });
-  console.log(`as: generated signing keys in ${file}`);
-  return jwks;
-}
+// Resource servers (RFC 8707 resource indicators) that get JWT access tokens.
+// `audience` is the token's aud; the key is the `resource` parameter.
+const RESOURCE_SERVERS = {
+  // The API behind the gateway's /jwt/ route (certbound CERTBOUND_BACKEND=jwt).
+  [API_RESOURCE]: { audience: API_RESOURCE },
+  // Another API: a token for it must not be accepted by the first (aud).
+  'https://other.certbound.test': { audience: 'https://other.certbound.test' },
+  // The first API, but the token comes out expired an hour ago (see
+  // formats.customizers.jwt below): a real, provider-signed expired token,
+  // without waiting for a short TTL plus certbound's clock-skew leeway.
+  'https://expired.certbound.test': { audience: API_RESOURCE, expiredFor: 3600 },
+};
 
 // A self_signed_tls_client_auth client registers its certificate in its jwks
 // as x5c; the provider matches the presented certificate by x5t#S256.
@@ -108,6 +111,20 @@ const configuration = {
   scopes: ['openid', 'api:read', 'api:write'],
   cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
   ttl: { ClientCredentials: TOKEN_TTL },
+  formats: {
+    customizers: {
+      // Runs before the JWT access token is signed.
+      async jwt(ctx, token, jwt) {
+        // expiredFor: the token's lifetime ended that many seconds ago.
+        const expiredFor = RESOURCE_SERVERS[token.resourceServer?.identifier()]?.expiredFor;
+        if (expiredFor) {
+          const lifetime = jwt.payload.exp - jwt.payload.iat;
+          jwt.payload.exp = jwt.payload.iat - expiredFor;
+          jwt.payload.iat = jwt.payload.exp - lifetime;
+        }
+      },
+    },
+  },
   // A client_credentials token has no end-user: name the client as its
   // subject, so introspection answers carry a `sub` (RFC 7662, optional).
   async extraTokenClaims(ctx, token) {
@@ -116,6 +133,33 @@ const configuration = {
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      // No `resource` parameter: no resource server, so client_credentials
+      // issues the opaque token the RFC 7662 path introspects (the
+      // provider's default; spelled out because the JWT path depends on it).
+      async defaultResource(ctx, client, oneOf) {
+        return oneOf;
+      },
+      // Only for grants that carry an earlier grant's resources (authorization
+      // code, refresh token); client_credentials never asks.
+      async useGrantedResource() {
+        return false;
+      },
+      // A known resource: a JWT access token for its audience, scopes limited
+      // to the API's. An unknown one: invalid_target.
+      async getResourceServerInfo(ctx, resourceIndicator) {
+        const server = RESOURCE_SERVERS[resourceIndicator];
+        if (!server) throw new errors.InvalidTarget();
+        return {
+          scope: API_SCOPES,
+          audience: server.audience,
+          accessTokenFormat: 'jwt',
+          accessTokenTTL: TOKEN_TTL,
+          jwt: { sign: { alg: 'RS256' } },
+        };
+      },
+    },
     introspection: {
       enabled: true,
       // certbound-rs may introspect any client's token; any other client

@@ -31,13 +31,15 @@ escaped_cert() {
   python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(open(sys.argv[1]).read(), safe=""))' "$1"
 }
 
-# token_for a|b SCOPE: a certificate-bound access token from the AS through the
-# nginx mTLS proxy (CA-verified). Prints the token, or nothing on failure.
+# token_for a|b SCOPE [RESOURCE]: a certificate-bound access token from the AS
+# through the nginx mTLS proxy (CA-verified): opaque, or with RESOURCE (RFC
+# 8707) a JWT for that resource server. Prints the token, or nothing on failure.
 token_for() {
-  local who="$1" scope="$2"
+  local who="$1" scope="$2" resource=()
+  [ -z "${3:-}" ] || resource=(-d "resource=$3")
   cert_args "$who"
   curl "${TLS[@]}" "${CERT_ARGS[@]}" -o "$CASES_TMP/token.json" \
-    -d grant_type=client_credentials -d "client_id=client-$who" -d "scope=$scope" \
+    -d grant_type=client_credentials -d "client_id=client-$who" -d "scope=$scope" "${resource[@]}" \
     "$STACK_AS_URL/token" 2>"$CASES_TMP/token.err" || true
   python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["access_token"])' \
     "$CASES_TMP/token.json" 2>/dev/null || true
@@ -82,14 +84,16 @@ echoed() {
     "$GW_BODY" "$1" 2>/dev/null || echo "?"
 }
 
-# invoke_effect TOKEN CERT_FILE METHOD PATH: run `certbound invoke` (same
-# environment as serve) on a REST REQUEST event; prints the policy Effect, or
-# "error: ..." when there is none.
+# invoke_effect TOKEN CERT_FILE METHOD PATH [RUNNER...]: run `certbound invoke`
+# (same environment as serve) on a REST REQUEST event; prints the policy
+# Effect, or "error: ..." when there is none. RUNNER: run_certbound (default),
+# or e.g. run_certbound_jwt [NAME=VALUE...] -- for the JWT instance.
 invoke_effect() {
-  local event="$CASES_TMP/event.json"
+  local event="$CASES_TMP/event.json" runner=(run_certbound)
   python3 "$REPO/scripts/make-event.py" "$1" "$2" "$3" "$4" "$event" || { echo "error: make-event.py failed"; return; }
+  [ "$#" -le 4 ] || runner=("${@:5}")
   local rc=0
-  run_certbound invoke --event "$event" >"$CASES_TMP/invoke.out" 2>"$CASES_TMP/invoke.err" || rc=$?
+  "${runner[@]}" invoke --event "$event" >"$CASES_TMP/invoke.out" 2>"$CASES_TMP/invoke.err" || rc=$?
   if [ "$rc" != 0 ] && [ ! -s "$CASES_TMP/invoke.out" ]; then
     echo "error: exit $rc: $(tail -n 1 "$CASES_TMP/invoke.err" 2>/dev/null)"
     return
@@ -120,6 +124,33 @@ elif isinstance(doc, dict) and "errorMessage" in doc:
 else:
     print("error: no Effect in " + " ".join(text.split())[:120])
 EOF
+}
+
+# invoke_reason: the `reason` of the last invoke_effect's policy context, or "-".
+invoke_reason() {
+  python3 -c 'import json, sys; print(json.load(open(sys.argv[1])).get("context", {}).get("reason") or "-")' \
+    "$CASES_TMP/invoke.out" 2>/dev/null || echo "?"
+}
+
+# forge COMMAND TOKEN [ARG]: a forged variant of a real JWT (scripts/forge-jwt.mjs).
+forge() {
+  node "$REPO/scripts/forge-jwt.mjs" "$@" 2>"$CASES_TMP/forge.err" || echo "forge-failed"
+}
+
+# jwt_header_kid TOKEN: the kid in a JWT's header ("?" if it is not a JWT).
+jwt_header_kid() {
+  node "$REPO/scripts/forge-jwt.mjs" kid "$1" 2>/dev/null || echo "?"
+}
+
+# jwt_summary TOKEN: what makes it an RFC 9068 certificate-bound token.
+jwt_summary() {
+  node "$REPO/scripts/forge-jwt.mjs" summary "$1" 2>/dev/null || echo "JWT ?"
+}
+
+# jwks_fetches: how many times the AS's JWKS was fetched through nginx so far
+# (certbound's fetches; the e2e itself reads it straight from the AS).
+jwks_fetches() {
+  grep -c '"GET /jwks HTTP' "$STACK_LOGS/nginx-access.log" 2>/dev/null || true
 }
 
 # check NAME EXPECTED GOT [DETAIL]
@@ -232,9 +263,128 @@ run_matrix() {
   if [ "$mode" = full ]; then
     check "Lambda REST event, token A, POST (api:write missing)" Deny \
       "$(invoke_effect "$token_a2" "$STACK_CLIENT_A_CERT" POST /example)"
-    # Last: introspection failing (AS stopped) must give 500, not 401 or 200.
+  fi
+
+  run_jwt_matrix "$mode" || return 0
+
+  if [ "$mode" = full ]; then
+    # Last: the AS stopped. Introspection failing must give 500, not 401 or
+    # 200; the JWT instance goes on deciding with the keys it holds.
     stop as 2>/dev/null
     gw GET /example a "$token_a2"
     check "GET /example   cert A, token A, AS down (introspection fails)" 500 "$GW_STATUS"
+    run_jwt_down_matrix
   fi
+}
+
+# jwt_check NAME STATUS [REASON [DETAIL]]: check the last gw call (a /jwt/ row).
+# full: status and X-Certbound-Reason; demo: the status, the reason as detail.
+jwt_check() {
+  local name="$1" status="$2" reason="${3:--}" detail="${4:-}"
+  if [ "$status" != 200 ] && [ -z "$detail" ]; then
+    detail="reason $(gw_reason); $(challenge_detail)"
+  fi
+  if [ "$JWT_MODE" = full ] && [ "$reason" != - ]; then
+    check "$name" "$status $reason" "$GW_STATUS $(gw_reason)" "$detail"
+  else
+    check "$name" "$status" "$GW_STATUS" "$detail"
+  fi
+}
+
+# run_jwt_matrix demo|full: the gateway's /jwt/ route (certbound-jwt: RFC 9068
+# access tokens signed by the AS, verified with its JWKS) and the Lambda front
+# with the JWT backend. Sets JWT_A (a valid token of client-a, api:read) for
+# run_jwt_down_matrix. Fails (no further rows) when no JWT can be had.
+run_jwt_matrix() {
+  JWT_MODE="$1"
+  local api="$STACK_JWT_AUDIENCE" jwt_a jwt_b jwt_new kid_before kid_after fetches_before \
+    status_new status_new2 status_old fetched rotated
+  jwt_a="$(token_for a api:read "$api")"
+  if [ "$(jwt_header_kid "$jwt_a")" = "?" ]; then
+    check "JWT for client-a (mTLS, resource $api)" "JWT" "none" \
+      "$(cat "$CASES_TMP/token.json" "$CASES_TMP/token.err" 2>/dev/null | tr '\n' ' ')"
+    return 1
+  fi
+  JWT_A="$jwt_a"
+
+  gw GET /jwt/example a "$jwt_a"
+  jwt_check "GET /jwt/example  cert A, JWT A" 200 - \
+    "$(jwt_summary "$jwt_a"); backend saw: sub=$(echoed x-certbound-sub) client_id=$(echoed x-certbound-client-id) scope=$(echoed x-certbound-scope) thumbprint=$(echoed x-certbound-cert-thumbprint)"
+  [ "$JWT_MODE" != full ] || check "  backend sees client-a, api:read and A's thumbprint (cnf.x5t#S256)" \
+    "client-a api:read $(thumbprint "$STACK_CLIENT_A_CERT")" \
+    "$(echoed x-certbound-client-id) $(echoed x-certbound-scope) $(echoed x-certbound-cert-thumbprint)"
+  gw GET /jwt/example b "$jwt_a"
+  jwt_check "GET /jwt/example  cert B, JWT A" 401 cert_mismatch
+  gw GET /jwt/example none "$jwt_a"
+  jwt_check "GET /jwt/example  no cert, JWT A" 401 cert_missing
+  gw POST /jwt/example a "$jwt_a" -d probe=1
+  jwt_check "POST /jwt/example cert A, JWT A (api:read only)" 403 scope_insufficient
+
+  if [ "$JWT_MODE" = full ]; then
+    jwt_b="$(token_for b "api:read api:write" "$api")"
+    gw POST /jwt/example b "$jwt_b" -d probe=1
+    jwt_check "POST /jwt/example cert B, JWT B (api:write)" 200
+    gw GET /jwt/example a "$(forge tamper "$jwt_a" 'scope="api:read api:write"')"
+    jwt_check "GET /jwt/example  cert A, JWT A with a tampered payload (scope)" 401 token_invalid
+    gw GET /jwt/example a "$(forge none "$jwt_a")"
+    jwt_check "GET /jwt/example  cert A, JWT A as alg none, no signature" 401 token_invalid
+    curl -sS --max-time 5 -o "$CASES_TMP/jwks.json" "http://127.0.0.1:$AS_PORT/jwks" 2>/dev/null || true
+    gw GET /jwt/example a "$(forge hs256 "$jwt_a" "$CASES_TMP/jwks.json")"
+    jwt_check "GET /jwt/example  cert A, JWT A as HS256 keyed with the RSA public key" 401 token_invalid
+    gw GET /jwt/example a "$(token_for a api:read https://expired.certbound.test)"
+    jwt_check "GET /jwt/example  cert A, JWT A expired an hour ago (signed by the AS)" 401 token_expired
+    gw GET /jwt/example a "$(token_for a api:read https://other.certbound.test)"
+    jwt_check "GET /jwt/example  cert A, JWT A for another audience" 401 token_invalid
+    gw GET /jwt/example a "$(token_for a api:read)"
+    jwt_check "GET /jwt/example  cert A, opaque token A" 401 token_invalid
+    gw GET /jwt/elsewhere a "$jwt_a"
+    jwt_check "GET /jwt/elsewhere (no scope rule; CERTBOUND_SCOPE_DEFAULT=deny)" 403 route_unmatched
+  fi
+
+  check "Lambda REST event, JWT A, cert A (JWT backend)" Allow \
+    "$(invoke_effect "$jwt_a" "$STACK_CLIENT_A_CERT" GET /jwt/example run_certbound_jwt --)" \
+    "certbound invoke --event, CERTBOUND_BACKEND=jwt"
+  check "Lambda REST event, JWT A, cert B (JWT backend)" Deny \
+    "$(invoke_effect "$jwt_a" "$STACK_CLIENT_B_CERT" GET /jwt/example run_certbound_jwt --)" \
+    "reason $(invoke_reason)"
+  [ "$JWT_MODE" = full ] || return 0
+
+  check "Lambda REST event, JWT A, cert A, CERTBOUND_JWT_ISSUER=https://other.example" "Deny token_invalid" \
+    "$(invoke_effect "$jwt_a" "$STACK_CLIENT_A_CERT" GET /jwt/example run_certbound_jwt \
+      CERTBOUND_JWT_ISSUER=https://other.example CERTBOUND_JWT_JWKS_URI="$AS_ISSUER/jwks" --) $(invoke_reason)" \
+    "the AS's real JWKS, another expected issuer"
+
+  # Key rotation: a new signing key first in the AS's JWKS, AS restarted.
+  # certbound-jwt has the old set cached: the new kid costs exactly one
+  # refetch, and tokens signed with the previous key (still published) stay valid.
+  kid_before="$(jwt_header_kid "$jwt_a")"
+  fetches_before="$(jwks_fetches)"
+  kid_after="$(as_rotate_keys)"
+  jwt_new="$(token_for a api:read "$api")"
+  gw GET /jwt/example a "$jwt_new"
+  status_new="$GW_STATUS"
+  gw GET /jwt/example a "$jwt_new"
+  status_new2="$GW_STATUS"
+  gw GET /jwt/example a "$jwt_a"
+  status_old="$GW_STATUS"
+  fetched=$(($(jwks_fetches) - fetches_before))
+  rotated=not-rotated
+  if [ -n "$kid_after" ] && [ "$kid_after" != "$kid_before" ] && [ "$(jwt_header_kid "$jwt_new")" = "$kid_after" ]; then
+    rotated=rotated
+  fi
+  check "AS key rotation: new-kid JWT twice, old-kid JWT; JWKS fetches" "rotated 200 200 200 1" \
+    "$rotated $status_new $status_new2 $status_old $fetched" \
+    "kid ${kid_before:0:8}… -> ${kid_after:0:8}…, new token's kid $(jwt_header_kid "$jwt_new" | cut -c1-8)…"
+  JWT_A="$jwt_new"
+}
+
+# run_jwt_down_matrix: the AS (hence its JWKS) is down, certbound-jwt runs on.
+run_jwt_down_matrix() {
+  gw GET /jwt/example a "$JWT_A"
+  jwt_check "GET /jwt/example  cert A, JWT A, AS down (keys cached)" 200
+  gw GET /jwt/example a "$(forge foreign-kid "$JWT_A")"
+  jwt_check "GET /jwt/example  cert A, JWT with an unknown kid, AS down (refetch fails)" 500 - \
+    "$(tail -n 1 "$STACK_LOGS/certbound-jwt.log" | grep -o '"error":"[^"]*"' || true)"
+  gw GET /jwt/example a "$JWT_A"
+  jwt_check "GET /jwt/example  cert A, JWT A, AS down, after the failed refetch" 200
 }

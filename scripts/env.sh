@@ -10,7 +10,8 @@ STACK_REPO="${STACK_REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 export AS_PORT="${AS_PORT:-3000}"                # oidc-provider (plain HTTP, behind nginx)
 export AS_TLS_PORT="${AS_TLS_PORT:-8443}"        # nginx mTLS token proxy in front of the AS
 export GW_PORT="${GW_PORT:-9443}"                # nginx API gateway (auth_request -> certbound)
-export CERTBOUND_PORT="${CERTBOUND_PORT:-8081}"  # certbound serve
+export CERTBOUND_PORT="${CERTBOUND_PORT:-8081}"  # certbound serve, RFC 7662 backend (gateway /)
+export CERTBOUND_JWT_PORT="${CERTBOUND_JWT_PORT:-8083}"  # certbound serve, JWT backend (gateway /jwt/)
 export ECHO_PORT="${ECHO_PORT:-8082}"            # sample backend
 
 # State: certificates, keys, rendered configs, PID files, logs. Never committed.
@@ -35,7 +36,8 @@ export STACK_GW_URL="https://localhost:$GW_PORT"
 
 export CERTBOUND_BIN="${CERTBOUND_BIN:-$STACK_REPO/target/release/certbound}"
 
-# The environment certbound gets (serve and invoke alike).
+# The environment certbound gets (serve and invoke alike): the RFC 7662
+# instance (opaque tokens, introspected at the AS).
 export CERTBOUND_BACKEND=rfc7662
 export CERTBOUND_INTROSPECTION_ENDPOINT="$AS_ISSUER/token/introspection"
 export CERTBOUND_INTROSPECTION_CLIENT_ID=certbound-rs
@@ -49,3 +51,10 @@ export CERTBOUND_CERT_FORMAT=nginx
 export CERTBOUND_SCOPE_DEFAULT=deny
 export CERTBOUND_SCOPE_RULES="$STACK_REPO/nginx/scope-rules.toml"
 export RUST_LOG="${RUST_LOG:-info}"
+
+# The JWT instance (RFC 9068 access tokens verified with the AS's JWKS, found
+# through its discovery document on the nginx proxy, TLS against the stack CA).
+# Not exported under certbound's own names, so that this shell (and the RFC
+# 7662 instance) keeps the settings above; certbound_jwt_cmd (lib.sh) maps them.
+export STACK_JWT_AUDIENCE="${STACK_JWT_AUDIENCE:-https://api.certbound.test}"  # the resource (aud)
+export STACK_JWT_SCOPE_RULES="$STACK_REPO/nginx/scope-rules-jwt.toml"  # GET /jwt/example api:read, POST api:write

@@ -51,7 +51,8 @@ pid_pattern() {
   case "$1" in
     as) echo "server.mjs" ;;
     echo) echo "echo.mjs" ;;
-    certbound) echo "serve" ;;
+    certbound) echo "serve --listen 127.0.0.1:$CERTBOUND_PORT" ;;
+    certbound-jwt) echo "serve --listen 127.0.0.1:$CERTBOUND_JWT_PORT" ;;
     nginx) echo "nginx" ;;
     *) echo "$1" ;;
   esac
@@ -147,6 +148,34 @@ restart_if_newer() {
   done
 }
 
+# --- the authorization server --------------------------------------------------
+
+as_ready() { curl -sf --max-time 2 "http://127.0.0.1:$AS_PORT/.well-known/openid-configuration"; }
+
+# as_start: start the AS unless it runs, wait until it answers. Its signing
+# keys are made first (as/keys.mjs), so the key file is never newer than a
+# running AS unless the keys were rotated since.
+as_start() {
+  node "$REPO/as/keys.mjs" ensure "$STACK_AS_KEYS_FILE" >>"$STACK_LOGS/as.log" 2>&1 \
+    || die "cannot create the AS signing keys ($STACK_AS_KEYS_FILE); see $STACK_LOGS/as.log"
+  if running as >/dev/null; then
+    log "as: already running (pid $(running as))"
+  else
+    start_bg as "$STACK_LOGS/as.log" node "$REPO/as/server.mjs"
+  fi
+  wait_ready as "$STACK_LOGS/as.log" 20 as_ready
+}
+
+# as_rotate_keys: a new signing key pair first in the AS's JWKS (the previous
+# pair stays published), then an AS restart; prints the new RS256 kid.
+as_rotate_keys() {
+  local kid
+  kid="$(node "$REPO/as/keys.mjs" rotate "$STACK_AS_KEYS_FILE")" || die "key rotation failed"
+  stop as >/dev/null 2>&1
+  as_start >/dev/null 2>&1
+  echo "$kid"
+}
+
 # --- HTTP checks -------------------------------------------------------------
 
 # http_up URL [curl args...]: any HTTP answer at all (status other than 000).
@@ -207,5 +236,37 @@ certbound_cmd() {
 # run_certbound ARGS...: e.g. run_certbound invoke --event FILE
 run_certbound() {
   certbound_cmd
+  "${CERTBOUND_CMD[@]}" "$@"
+}
+
+# certbound_jwt_cmd [NAME=VALUE...]: the same for the JWT instance (RFC 9068
+# tokens of the AS for $STACK_JWT_AUDIENCE; the JWKS from the issuer's
+# metadata through nginx, trusted with the stack CA). NAME=VALUE pairs are
+# added last, so they override (e.g. CERTBOUND_JWT_ISSUER=…).
+certbound_jwt_cmd() {
+  CERTBOUND_CMD=(env -i PATH="$PATH" HOME="${HOME:-/}"
+    CERTBOUND_BACKEND=jwt
+    CERTBOUND_JWT_ISSUER="$AS_ISSUER"
+    CERTBOUND_JWT_AUDIENCE="$STACK_JWT_AUDIENCE"
+    CERTBOUND_INTROSPECTION_CA_FILE="$STACK_CA_CERT"
+    CERTBOUND_PROXY="$CERTBOUND_PROXY"
+    CERTBOUND_CERT_FORMAT="$CERTBOUND_CERT_FORMAT"
+    CERTBOUND_SCOPE_RULES="$STACK_JWT_SCOPE_RULES"
+    CERTBOUND_SCOPE_DEFAULT="$CERTBOUND_SCOPE_DEFAULT"
+    RUST_LOG="$RUST_LOG"
+    "$@"
+    "$CERTBOUND_BIN")
+}
+
+# run_certbound_jwt [NAME=VALUE...] -- ARGS...: e.g.
+#   run_certbound_jwt CERTBOUND_JWT_ISSUER=https://other.example -- invoke --event FILE
+run_certbound_jwt() {
+  local overrides=()
+  while [ "$#" -gt 0 ] && [ "$1" != -- ]; do
+    overrides+=("$1")
+    shift
+  done
+  [ "${1:-}" != -- ] || shift
+  certbound_jwt_cmd "${overrides[@]}"
   "${CERTBOUND_CMD[@]}" "$@"
 }

@@ -4,13 +4,15 @@
 #   certificates  -> $STACK_DIR/certs          (scripts/gen-certs.sh)
 #   AS            -> http://127.0.0.1:$AS_PORT  (as/server.mjs, oidc-provider)
 #   echo backend  -> http://127.0.0.1:$ECHO_PORT (as/echo.mjs)
-#   certbound     -> http://127.0.0.1:$CERTBOUND_PORT ($CERTBOUND_BIN serve)
+#   certbound     -> http://127.0.0.1:$CERTBOUND_PORT ($CERTBOUND_BIN serve, RFC 7662 backend)
+#   certbound-jwt -> http://127.0.0.1:$CERTBOUND_JWT_PORT ($CERTBOUND_BIN serve, JWT backend)
 #   nginx         -> https://localhost:$AS_TLS_PORT (mTLS token proxy)
-#                    https://localhost:$GW_PORT     (API gateway, auth_request)
+#                    https://localhost:$GW_PORT     (API gateway, auth_request:
+#                                                    / -> certbound, /jwt/ -> certbound-jwt)
 #
 # Environment: STACK_DIR (default .stack), the *_PORT variables of env.sh,
 # CERTBOUND_BIN (default target/release/certbound, built with cargo if missing),
-# CERTBOUND_SKIP=1 to run everything but certbound.
+# CERTBOUND_SKIP=1 to run everything but certbound (both instances).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -39,23 +41,18 @@ certs_changed=0
 ensure_node_modules
 
 # 2. authorization server
-as_ready() { curl -sf --max-time 2 "http://127.0.0.1:$AS_PORT/.well-known/openid-configuration"; }
 if [ "$certs_changed" = 1 ]; then
-  # The AS holds the client certificates, certbound the CA: restart both.
-  for name in as certbound; do
+  # The AS holds the client certificates, certbound the CA: restart them.
+  for name in as certbound certbound-jwt; do
     if running "$name" >/dev/null; then
       log "certificates changed: restarting $name"
       stop "$name"
     fi
   done
 fi
-restart_if_newer as "$REPO/as/server.mjs" "$REPO/as/package-lock.json"
-if running as >/dev/null; then
-  log "as: already running (pid $(running as))"
-else
-  start_bg as "$STACK_LOGS/as.log" node "$REPO/as/server.mjs"
-fi
-wait_ready as "$STACK_LOGS/as.log" 20 as_ready
+# A rotated key file (node as/keys.mjs rotate) is picked up by a restart.
+restart_if_newer as "$REPO/as/server.mjs" "$REPO/as/keys.mjs" "$REPO/as/package-lock.json" "$STACK_AS_KEYS_FILE"
+as_start
 
 # 3. echo backend
 echo_ready() { curl -sf --max-time 2 "http://127.0.0.1:$ECHO_PORT/healthz"; }
@@ -69,7 +66,7 @@ wait_ready echo "$STACK_LOGS/echo.log" 10 echo_ready
 
 # 4. certbound
 if [ "${CERTBOUND_SKIP:-0}" = 1 ]; then
-  log "certbound: skipped (CERTBOUND_SKIP=1); the gateway answers 500 until it runs"
+  log "certbound, certbound-jwt: skipped (CERTBOUND_SKIP=1); the gateway answers 500 until they run"
 else
   if [ ! -x "$CERTBOUND_BIN" ]; then
     [ "$CERTBOUND_BIN" = "$REPO/target/release/certbound" ] \
@@ -78,7 +75,10 @@ else
     (cd "$REPO" && cargo build --release) || die "cargo build --release failed"
   fi
   certbound_ready() { curl -sf --max-time 2 "http://127.0.0.1:$CERTBOUND_PORT/healthz"; }
-  restart_if_newer certbound "$CERTBOUND_BIN"
+  certbound_jwt_ready() { curl -sf --max-time 2 "http://127.0.0.1:$CERTBOUND_JWT_PORT/healthz"; }
+  # Scope rules are read at start, like the binary.
+  restart_if_newer certbound "$CERTBOUND_BIN" "$CERTBOUND_SCOPE_RULES"
+  restart_if_newer certbound-jwt "$CERTBOUND_BIN" "$STACK_JWT_SCOPE_RULES"
   if running certbound >/dev/null; then
     log "certbound: already running (pid $(running certbound))"
   else
@@ -86,14 +86,23 @@ else
     start_bg certbound "$STACK_LOGS/certbound.log" \
       "${CERTBOUND_CMD[@]}" serve --listen "127.0.0.1:$CERTBOUND_PORT"
   fi
+  # The JWT instance fetches the AS's keys on its first token, not at start.
+  if running certbound-jwt >/dev/null; then
+    log "certbound-jwt: already running (pid $(running certbound-jwt))"
+  else
+    certbound_jwt_cmd
+    start_bg certbound-jwt "$STACK_LOGS/certbound-jwt.log" \
+      "${CERTBOUND_CMD[@]}" serve --listen "127.0.0.1:$CERTBOUND_JWT_PORT"
+  fi
   wait_ready certbound "$STACK_LOGS/certbound.log" 30 certbound_ready
+  wait_ready certbound-jwt "$STACK_LOGS/certbound-jwt.log" 30 certbound_jwt_ready
 fi
 
 # 5. nginx (rendered config; reloaded when already running)
 export LISTEN_ADDR=127.0.0.1 TLS_CERT="$STACK_SERVER_CERT" TLS_KEY="$STACK_SERVER_KEY"
 render "$REPO/nginx/nginx.conf.template" "$STACK_DIR/nginx/nginx.conf" STACK_DIR STACK_RUN STACK_LOGS
 render "$REPO/nginx/certbound.conf.template" "$STACK_DIR/nginx/certbound.conf" \
-  LISTEN_ADDR AS_PORT AS_TLS_PORT GW_PORT CERTBOUND_PORT ECHO_PORT TLS_CERT TLS_KEY
+  LISTEN_ADDR AS_PORT AS_TLS_PORT GW_PORT CERTBOUND_PORT CERTBOUND_JWT_PORT ECHO_PORT TLS_CERT TLS_KEY
 nginx_cmd=("$(nginx_bin)" -p "$STACK_DIR/nginx" -c "$STACK_DIR/nginx/nginx.conf" -e "$STACK_LOGS/nginx-error.log")
 "${nginx_cmd[@]}" -t -q >>"$STACK_LOGS/nginx-error.log" 2>&1 \
   || { tail -n 5 "$STACK_LOGS/nginx-error.log" >&2; die "nginx configuration test failed (log: $STACK_LOGS/nginx-error.log)"; }
@@ -118,4 +127,5 @@ nginx_ready() {
 wait_ready nginx "$STACK_LOGS/nginx-error.log" 10 nginx_ready
 
 log "up: AS $STACK_AS_URL (-> 127.0.0.1:$AS_PORT), gateway $STACK_GW_URL (-> certbound 127.0.0.1:$CERTBOUND_PORT -> echo 127.0.0.1:$ECHO_PORT)"
-log "state and logs in $STACK_DIR (logs/: as.log echo.log certbound.log nginx-*.log); stop with scripts/stack-down.sh"
+log "    gateway $STACK_GW_URL/jwt/ (-> certbound-jwt 127.0.0.1:$CERTBOUND_JWT_PORT, JWT access tokens for $STACK_JWT_AUDIENCE -> echo)"
+log "state and logs in $STACK_DIR (logs/: as.log echo.log certbound.log certbound-jwt.log nginx-*.log); stop with scripts/stack-down.sh"
