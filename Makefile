@@ -11,12 +11,13 @@ CARGO ?= cargo
 # Recipes run them from here, ahead of any other version on PATH.
 TOOLS_BIN := $(CURDIR)/.tools/venv/bin
 
-.PHONY: help deps build release lambda-build lint unit reference-diff cfn-lint lambda-test e2e test demo bench load stack-up stack-down clean
+.PHONY: help deps build release lambda-build lint unit reference-diff cfn-lint lambda-test e2e test demo bench bench-compare load stack-up stack-down clean
 
 help:
 	@echo "make demo         run the local stack and print the binding matrix"
 	@echo "make test         fmt + clippy + unit/integration tests + cfn-lint + Lambda runtime tests + end-to-end"
 	@echo "make bench        criterion benchmarks of the core (no network)"
+	@echo "make bench-compare  certbound vs Authlete's Python reference, both as Lambda functions (BENCH_COMPARE_FLAGS=--quick)"
 	@echo "make load         load script against the running local stack (scripts/load.sh)"
 	@echo "make stack-up / stack-down   the local stack alone"
 
@@ -67,6 +68,14 @@ demo: deps release
 
 bench:
 	$(CARGO) bench --bench core
+
+# certbound's release bootstrap and Authlete's Python Authorizer (authlete
+# 1.3.0 under awslambdaric, pins in scripts/bench-compare-requirements.txt,
+# venv in target/bench-compare-venv) under the same Runtime API emulator and
+# Authlete double: cold start, warm latency, peak RSS, AS calls; a Markdown table.
+BENCH_COMPARE_FLAGS ?=
+bench-compare: lambda-build
+	python3 scripts/bench_compare.py --bin target/lambda/certbound/bootstrap $(BENCH_COMPARE_FLAGS)
 
 load: release
 	scripts/load.sh

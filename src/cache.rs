@@ -30,7 +30,6 @@ use async_trait::async_trait;
 use moka::future::Cache;
 use moka::Expiry;
 use secrecy::ExposeSecret;
-use sha2::{Digest, Sha256};
 
 use crate::backends::{
     Action, Answer, CacheScope, CacheStatus, IntrospectionError, IntrospectionRequest,
@@ -121,9 +120,9 @@ impl CachedBackend {
     }
 
     fn key(&self, request: &IntrospectionRequest) -> Key {
-        let mut h = Sha256::new();
+        let mut h = ring::digest::Context::new(&ring::digest::SHA256);
         let mut field = |bytes: &[u8]| {
-            h.update((bytes.len() as u64).to_be_bytes());
+            h.update(&(bytes.len() as u64).to_be_bytes());
             h.update(bytes);
         };
         field(self.identity.as_bytes());
@@ -150,7 +149,9 @@ impl CachedBackend {
                 }
             }
         }
-        h.finalize().into()
+        let mut key = [0u8; 32];
+        key.copy_from_slice(h.finish().as_ref());
+        key
     }
 
     /// How long an answer may be kept; `None`: not at all.

@@ -17,11 +17,11 @@
 //! encoding for the `certbound thumbprint` command only.
 
 use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine;
 use der::Decode;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// Why bytes could not be read as a client certificate. Messages never
@@ -122,11 +122,11 @@ impl FromStr for CertFormat {
     }
 }
 
-/// A client certificate as presented over mutual TLS.
+/// A client certificate as presented over mutual TLS (cheap to clone).
 #[derive(Clone, PartialEq, Eq)]
 pub struct ClientCert {
-    der: Vec<u8>,
-    thumbprint: String,
+    der: Arc<[u8]>,
+    thumbprint: Arc<str>,
 }
 
 impl std::fmt::Debug for ClientCert {
@@ -146,8 +146,11 @@ impl ClientCert {
         }
         x509_cert::Certificate::from_der(&der)
             .map_err(|e| CertError::NotCertificate(e.to_string()))?;
-        let thumbprint = thumbprint(&der);
-        Ok(Self { der, thumbprint })
+        let thumbprint = thumbprint(&der).into();
+        Ok(Self {
+            der: der.into(),
+            thumbprint,
+        })
     }
 
     /// Reads the leaf certificate from PEM text (first `CERTIFICATE` block).
@@ -161,6 +164,29 @@ impl ClientCert {
             .find(|b| b.tag() == "CERTIFICATE")
             .ok_or_else(|| CertError::Pem("no CERTIFICATE block".into()))?;
         Self::from_der(leaf.into_contents())
+    }
+
+    /// [`ClientCert::from_format`], remembering what it read: a client
+    /// presents the same certificate on every call, and its thumbprint is
+    /// not recomputed (PEM decoding, X.509 parsing and SHA-256 are most of
+    /// an event's cost). The key is the whole encoded text, compared
+    /// exactly, so nothing can map one certificate onto another; only
+    /// certificates that parsed are kept (at most [`PARSED_CAPACITY`]).
+    pub fn from_format_cached(format: CertFormat, value: &str) -> Result<Self, CertError> {
+        static PARSED: OnceLock<moka::sync::Cache<String, (CertFormat, ClientCert)>> =
+            OnceLock::new();
+        let parsed = PARSED.get_or_init(|| moka::sync::Cache::new(PARSED_CAPACITY));
+        let text = value.trim();
+        if let Some((f, cert)) = parsed.get(text) {
+            if f == format {
+                return Ok(cert);
+            }
+        }
+        let cert = Self::from_format(format, text)?;
+        if text.len() <= 16 * 1024 {
+            parsed.insert(text.to_owned(), (format, cert.clone()));
+        }
+        Ok(cert)
     }
 
     /// Reads a certificate in exactly `format`.
@@ -267,7 +293,7 @@ impl ClientCert {
 
     /// The certificate as canonical PEM (LF line endings).
     pub fn to_pem(&self) -> String {
-        let block = pem::Pem::new("CERTIFICATE", self.der.clone());
+        let block = pem::Pem::new("CERTIFICATE", self.der.to_vec());
         pem::encode_config(
             &block,
             pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
@@ -275,9 +301,12 @@ impl ClientCert {
     }
 }
 
+/// How many parsed certificates [`ClientCert::from_format_cached`] keeps.
+pub const PARSED_CAPACITY: u64 = 1024;
+
 /// RFC 8705 `x5t#S256` of DER bytes.
 pub fn thumbprint(der: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(der))
+    URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, der))
 }
 
 /// Compares two thumbprints in constant time (for equal lengths).

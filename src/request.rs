@@ -4,11 +4,10 @@
 //! Nothing here prints a token: the token is a [`SecretString`], header
 //! values and the raw event are wrapped so that `Debug` shows names only.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 
 use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
 
 use crate::cert::{CertError, CertFormat, ClientCert};
 use crate::route::{normalize_path, PathError, RouteTarget};
@@ -59,7 +58,7 @@ impl Credentials {
 
 /// The first 8 hex digits of SHA-256 of a token: safe to log.
 pub fn token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())[..4]
+    ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref()[..4]
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
@@ -157,30 +156,29 @@ pub enum HeaderError {
     Missing(String),
 }
 
-/// Request headers, names in lower case, repeated values comma-joined.
-/// `Debug` lists the names only (values may hold tokens).
+/// The request's headers (an [`http::HeaderMap`]: names in lower case,
+/// repeated headers kept apart). `Debug` lists the names only (values may
+/// hold tokens).
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct Headers(BTreeMap<String, String>);
+pub struct Headers(http::HeaderMap);
 
 impl Headers {
-    /// Copies a header map.
-    pub fn from_map(map: &http::HeaderMap) -> Self {
-        let mut out: BTreeMap<String, String> = BTreeMap::new();
-        for (name, value) in map {
-            let value = String::from_utf8_lossy(value.as_bytes());
-            out.entry(name.as_str().to_owned())
-                .and_modify(|v| {
-                    v.push_str(", ");
-                    v.push_str(&value);
-                })
-                .or_insert_with(|| value.into_owned());
-        }
-        Self(out)
+    /// Takes a header map.
+    pub fn new(map: http::HeaderMap) -> Self {
+        Self(map)
+    }
+
+    /// A header's value as text, when it is there once and is text.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        let mut values = self.0.get_all(name).iter();
+        let first = values.next()?;
+        values.next().is_none().then_some(())?;
+        first.to_str().ok()
     }
 }
 
 impl std::ops::Deref for Headers {
-    type Target = BTreeMap<String, String>;
+    type Target = http::HeaderMap;
     fn deref(&self) -> &Self::Target {
         &self.0
     }
@@ -238,7 +236,7 @@ impl PresentedCert {
     pub fn from_format(format: CertFormat, data: Option<&str>) -> Self {
         match data.map(str::trim) {
             None | Some("") => Self::Absent,
-            Some(text) => match ClientCert::from_format(format, text) {
+            Some(text) => match ClientCert::from_format_cached(format, text) {
                 Ok(cert) => Self::Present(cert),
                 Err(e) => Self::Invalid(e),
             },
@@ -303,7 +301,7 @@ pub struct AuthRequest {
     pub resource: String,
     /// The target URI for DPoP (`htu`): scheme, host and path, no query.
     pub htu: Option<String>,
-    /// Request headers, names in lower case (multiple values comma-joined).
+    /// Request headers.
     pub headers: Headers,
     /// The raw Lambda event, for hooks that need more than the above.
     pub event: Option<RawEvent>,
@@ -459,7 +457,7 @@ mod tests {
         map.insert("authorization", "Bearer supersecrettoken".parse().unwrap());
         let mut r = AuthRequest::new(Source::Http, "GET", "/x", "GET /x");
         r.credentials = credentials_from_headers(&[&map]);
-        r.headers = Headers::from_map(&map);
+        r.headers = Headers::new(map.clone());
         r.event = Some(RawEvent(
             serde_json::json!({"headers": {"Authorization": "Bearer supersecrettoken"}}),
         ));

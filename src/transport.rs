@@ -179,7 +179,7 @@ pub async fn send_for_json(
 
 /// Reads a 2xx JSON object (at most `limit` bytes) from a response.
 pub async fn read_json(
-    mut response: reqwest::Response,
+    response: reqwest::Response,
     limit: usize,
 ) -> Result<serde_json::Value, FetchError> {
     let status = response.status();
@@ -188,6 +188,14 @@ pub async fn read_json(
             status: status.as_u16(),
         });
     }
+    read_json_body(response, limit).await
+}
+
+/// Reads a JSON object (at most `limit` bytes), whatever the status.
+pub async fn read_json_body(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<serde_json::Value, FetchError> {
     if response.content_length().is_some_and(|n| n > limit as u64) {
         return Err(FetchError::TooLarge { limit });
     }

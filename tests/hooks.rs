@@ -97,7 +97,7 @@ async fn hooks_run_in_the_reference_order_on_every_path() {
     let cert = gen_cert("ec-p256", "client-a");
     let request = || {
         let event = rest_event(Some(&format!("Bearer {TOKEN}")), Some(&cert.pem));
-        certbound::fronts::lambda::Event::parse(event)
+        certbound::fronts::lambda::Event::parse(&event)
             .unwrap()
             .to_auth_request()
             .unwrap()

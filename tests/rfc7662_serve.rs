@@ -682,3 +682,41 @@ async fn rfc7662_backend_through_the_lambda_front() {
     assert_eq!(effect(&out), "Deny");
     assert_eq!(out["context"]["action"], "UNAUTHORIZED");
 }
+
+#[tokio::test]
+async fn a_token_the_as_does_not_introspect_is_invalid_not_an_as_failure() {
+    // node oidc-provider answers 400 unsupported_token_type for a JWT: the
+    // client sent a token this AS does not take, the AS is fine (401, not 500).
+    let a = gen_cert("ec-p256", "client-a");
+    let url_pem = percent_encoding::utf8_percent_encode(&a.pem, percent_encoding::NON_ALPHANUMERIC)
+        .to_string();
+    let bearer = format!("Bearer {TOKEN}");
+    for (answer, status, reason) in [
+        (
+            ResponseTemplate::new(400).set_body_json(json!({"error": "unsupported_token_type",
+                "error_description": "Structured JWT Tokens cannot be introspected via the introspection_endpoint"})),
+            401,
+            "token_invalid",
+        ),
+        (
+            ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_request"})),
+            500,
+            "as_error",
+        ),
+    ] {
+        let as_server = rfc7662_double(answer).await;
+        let base = serve(&rfc7662_env(&as_server.uri(), &[])).await;
+        let r = call(
+            &base,
+            Call {
+                method: "GET",
+                uri: "/example",
+                token: Some(&bearer),
+                cert: Some(("x-ssl-cert", url_pem.clone())),
+            },
+        )
+        .await;
+        assert_eq!(r.status(), status);
+        assert_eq!(r.headers()["x-certbound-reason"], reason);
+    }
+}

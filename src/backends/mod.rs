@@ -213,25 +213,25 @@ impl IntrospectionResponse {
 #[non_exhaustive]
 pub enum IntrospectionError {
     /// The call did not complete in time.
-    #[error("introspection timed out")]
+    #[error("the authorization server (introspection, metadata or JWKS) did not answer in time")]
     Timeout,
     /// No connection could be made.
-    #[error("cannot connect to the introspection endpoint: {0}")]
+    #[error("cannot connect to the authorization server (introspection, metadata or JWKS): {0}")]
     Connect(#[source] TransportError),
     /// The server answered with a non-2xx status.
-    #[error("introspection endpoint answered HTTP {status}")]
+    #[error("the authorization server (introspection, metadata or JWKS) answered HTTP {status}")]
     Status {
         /// The HTTP status code.
         status: u16,
     },
     /// The answer is not the JSON we expect.
-    #[error("introspection response is not valid: {0}")]
+    #[error("the authorization server's answer is not valid: {0}")]
     InvalidResponse(String),
     /// The answer names an action we do not know.
-    #[error("introspection response has unknown action {0:?}")]
+    #[error("the authorization server's answer has unknown action {0:?}")]
     UnknownAction(String),
     /// Any other transport failure.
-    #[error("introspection request failed: {0}")]
+    #[error("the request to the authorization server failed: {0}")]
     Transport(#[source] TransportError),
 }
 

@@ -15,9 +15,10 @@ use serde_json::Value;
 
 use super::{
     parse_typed, Answer, Claims, Confirmation, IntrospectionError, IntrospectionRequest,
-    Introspector,
+    Introspector, Refusal,
 };
-use crate::transport::{send_for_json, MAX_RESPONSE_BYTES};
+use crate::transport::{map_error, read_json, read_json_body, MAX_RESPONSE_BYTES};
+use crate::verdict::Reason;
 
 /// How to reach the endpoint. `Debug` never shows the secret.
 #[derive(Debug, Clone)]
@@ -148,7 +149,26 @@ impl Introspector for Rfc7662Introspector {
         &self,
         request: &IntrospectionRequest,
     ) -> Result<Answer, IntrospectionError> {
-        let raw = send_for_json(self.build(request), MAX_RESPONSE_BYTES).await?;
+        let response = self.build(request).send().await.map_err(map_error)?;
+        if response.status() == reqwest::StatusCode::BAD_REQUEST {
+            // Some servers (node oidc-provider with a JWT) refuse to introspect
+            // a kind of token: the token is not valid here, the AS is fine.
+            let body = read_json_body(response, MAX_RESPONSE_BYTES).await;
+            if body.is_ok_and(|b| {
+                b.get("error").and_then(Value::as_str) == Some("unsupported_token_type")
+            }) {
+                return Ok(Answer::Claims(Claims {
+                    active: false,
+                    refusal: Some(Refusal {
+                        reason: Reason::TokenInvalid,
+                        description: "the authorization server does not introspect this kind of token (unsupported_token_type)".into(),
+                    }),
+                    ..Claims::default()
+                }));
+            }
+            return Err(IntrospectionError::Status { status: 400 });
+        }
+        let raw = read_json(response, MAX_RESPONSE_BYTES).await?;
         parse_response(raw).map(Answer::Claims)
     }
 

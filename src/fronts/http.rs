@@ -115,7 +115,7 @@ pub fn to_auth_request(
         None => single_header(headers, "host")?,
     };
     r.htu = htu(host.as_deref(), &r.path);
-    r.headers = Headers::from_map(headers);
+    r.headers = Headers::new(headers.clone());
     Ok(r)
 }
 

@@ -64,6 +64,7 @@ pub enum EventError {
 
 /// A recognised authorizer event. `Debug` shows the kind only (events hold
 /// tokens).
+#[derive(Clone)]
 pub enum Event {
     /// REST API (or HTTP API 1.0) `REQUEST` authorizer.
     Rest(
@@ -83,7 +84,7 @@ impl std::fmt::Debug for Event {
 }
 
 /// What REST-shaped events carry beyond `aws_lambda_events`' struct.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct RestExtras {
     /// `version: "1.0"`: an HTTP API payload 1.0 event.
     http_api_v1: bool,
@@ -96,7 +97,7 @@ impl Event {
     /// Recognises, type-checks and deserializes an event. `clientCert`
     /// objects without `validity` (which `aws_lambda_events` requires but
     /// real and test events sometimes lack) are accepted.
-    pub fn parse(mut raw: Value) -> Result<Self, EventError> {
+    pub fn parse(raw: &Value) -> Result<Self, EventError> {
         let obj = raw.as_object().ok_or(EventError::NotAnObject)?;
         if obj.contains_key("triggerSource") && obj.contains_key("userPoolId") {
             return Err(EventError::WrongHandler);
@@ -106,37 +107,29 @@ impl Event {
             Some(Value::String(s)) => s.as_str(),
             Some(_) => return Err(EventError::UnknownType),
         };
-        let version = obj
-            .get("version")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        match (kind.to_ascii_uppercase().as_str(), version.as_deref()) {
-            ("TOKEN", _) => {
-                check_types("TOKEN", &raw, TOKEN_FIELDS)?;
-                typed("TOKEN", raw).map(Event::Token)
-            }
-            ("REQUEST" | "", Some("2.0")) => {
-                check_types("HTTP API 2.0", &raw, V2_FIELDS)?;
-                fill_cert_validity(&mut raw, "authentication");
-                typed("HTTP API 2.0", raw).map(|e| Event::HttpV2(Box::new(e)))
-            }
-            ("REQUEST", _) => {
-                check_types("REQUEST", &raw, REST_FIELDS)?;
-                let extras = RestExtras {
-                    http_api_v1: version.as_deref() == Some("1.0"),
-                    cert_pem: ["authentication", "identity"].iter().find_map(|holder| {
-                        raw.pointer(&format!(
-                            "/requestContext/{holder}/clientCert/clientCertPem"
-                        ))
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                    }),
-                };
-                fill_cert_validity(&mut raw, "identity");
-                typed("REQUEST", raw).map(|e| Event::Rest(Box::new(e), Box::new(extras)))
-            }
-            _ => Err(EventError::UnknownType),
+        let version = obj.get("version").and_then(Value::as_str);
+        if kind.eq_ignore_ascii_case("TOKEN") {
+            check_types("TOKEN", raw, TOKEN_FIELDS)?;
+            return typed("TOKEN", raw, None).map(Event::Token);
         }
+        if !(kind.eq_ignore_ascii_case("REQUEST") || (kind.is_empty() && version == Some("2.0"))) {
+            return Err(EventError::UnknownType);
+        }
+        if version == Some("2.0") {
+            check_types("HTTP API 2.0", raw, V2_FIELDS)?;
+            return typed("HTTP API 2.0", raw, Some("authentication"))
+                .map(|e| Event::HttpV2(Box::new(e)));
+        }
+        check_types("REQUEST", raw, REST_FIELDS)?;
+        let extras = RestExtras {
+            http_api_v1: version == Some("1.0"),
+            cert_pem: ["authentication", "identity"].iter().find_map(|holder| {
+                at(raw, &["requestContext", holder, "clientCert", "clientCertPem"])
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            }),
+        };
+        typed("REQUEST", raw, Some("identity")).map(|e| Event::Rest(Box::new(e), Box::new(extras)))
     }
 
     /// Short name of the kind, for logs.
@@ -151,6 +144,11 @@ impl Event {
 
     /// Extracts token, certificate, method, route, path and resource.
     pub fn to_auth_request(&self) -> Result<AuthRequest, EventError> {
+        self.clone().into_auth_request()
+    }
+
+    /// [`Event::to_auth_request`], moving the headers instead of copying them.
+    pub fn into_auth_request(self) -> Result<AuthRequest, EventError> {
         match self {
             Event::Token(e) => {
                 let arn = e
@@ -197,8 +195,8 @@ impl Event {
                 let host = single_header(&e.headers, "host")?;
                 let called = e.request_context.path.as_deref().or(e.path.as_deref());
                 r.htu = htu(host.as_deref(), called.unwrap_or(&r.path));
-                r.headers = Headers::from_map(&e.headers);
                 r.request_id = e.request_context.request_id.clone();
+                r.headers = Headers::new(e.headers);
                 Ok(r)
             }
             Event::HttpV2(e) => {
@@ -236,8 +234,8 @@ impl Event {
                     None => single_header(&e.headers, "host")?,
                 };
                 r.htu = htu(host.as_deref(), raw_path);
-                r.headers = Headers::from_map(&e.headers);
                 r.request_id = ctx.request_id.clone();
+                r.headers = Headers::new(e.headers);
                 Ok(r)
             }
         }
@@ -265,7 +263,7 @@ fn strip_stage<'a>(path: &'a str, stage: Option<&str>) -> &'a str {
     }
 }
 
-/// The JSON types a kind's fields must have (JSON pointer, type).
+/// The JSON types a kind's fields must have (path, type).
 #[derive(Clone, Copy)]
 enum Ty {
     Str,
@@ -274,52 +272,53 @@ enum Ty {
     StrListMap,
 }
 
-const TOKEN_FIELDS: &[(&str, Ty)] = &[("/methodArn", Ty::Str), ("/authorizationToken", Ty::Str)];
+type Fields = &'static [(&'static [&'static str], Ty)];
 
-const REST_FIELDS: &[(&str, Ty)] = &[
-    ("/methodArn", Ty::Str),
-    ("/resource", Ty::Str),
-    ("/path", Ty::Str),
-    ("/httpMethod", Ty::Str),
-    ("/version", Ty::Str),
-    ("/headers", Ty::StrMap),
-    ("/multiValueHeaders", Ty::StrListMap),
-    ("/pathParameters", Ty::StrMap),
-    ("/requestContext", Ty::Obj),
-    ("/requestContext/path", Ty::Str),
-    ("/requestContext/identity", Ty::Obj),
-    ("/requestContext/identity/clientCert", Ty::Obj),
-    ("/requestContext/identity/clientCert/clientCertPem", Ty::Str),
-    ("/requestContext/authentication", Ty::Obj),
-    ("/requestContext/authentication/clientCert", Ty::Obj),
-    (
-        "/requestContext/authentication/clientCert/clientCertPem",
-        Ty::Str,
-    ),
+const TOKEN_FIELDS: Fields = &[(&["methodArn"], Ty::Str), (&["authorizationToken"], Ty::Str)];
+
+const REST_FIELDS: Fields = &[
+    (&["methodArn"], Ty::Str),
+    (&["resource"], Ty::Str),
+    (&["path"], Ty::Str),
+    (&["httpMethod"], Ty::Str),
+    (&["version"], Ty::Str),
+    (&["headers"], Ty::StrMap),
+    (&["multiValueHeaders"], Ty::StrListMap),
+    (&["pathParameters"], Ty::StrMap),
+    (&["requestContext"], Ty::Obj),
+    (&["requestContext", "path"], Ty::Str),
+    (&["requestContext", "identity"], Ty::Obj),
+    (&["requestContext", "identity", "clientCert"], Ty::Obj),
+    (&["requestContext", "identity", "clientCert", "clientCertPem"], Ty::Str),
+    (&["requestContext", "authentication"], Ty::Obj),
+    (&["requestContext", "authentication", "clientCert"], Ty::Obj),
+    (&["requestContext", "authentication", "clientCert", "clientCertPem"], Ty::Str),
 ];
 
-const V2_FIELDS: &[(&str, Ty)] = &[
-    ("/routeArn", Ty::Str),
-    ("/routeKey", Ty::Str),
-    ("/rawPath", Ty::Str),
-    ("/headers", Ty::StrMap),
-    ("/pathParameters", Ty::StrMap),
-    ("/requestContext", Ty::Obj),
-    ("/requestContext/stage", Ty::Str),
-    ("/requestContext/http", Ty::Obj),
-    ("/requestContext/authentication", Ty::Obj),
-    ("/requestContext/authentication/clientCert", Ty::Obj),
-    (
-        "/requestContext/authentication/clientCert/clientCertPem",
-        Ty::Str,
-    ),
+const V2_FIELDS: Fields = &[
+    (&["routeArn"], Ty::Str),
+    (&["routeKey"], Ty::Str),
+    (&["rawPath"], Ty::Str),
+    (&["headers"], Ty::StrMap),
+    (&["pathParameters"], Ty::StrMap),
+    (&["requestContext"], Ty::Obj),
+    (&["requestContext", "stage"], Ty::Str),
+    (&["requestContext", "http"], Ty::Obj),
+    (&["requestContext", "authentication"], Ty::Obj),
+    (&["requestContext", "authentication", "clientCert"], Ty::Obj),
+    (&["requestContext", "authentication", "clientCert", "clientCertPem"], Ty::Str),
 ];
+
+/// The value at a path of object keys.
+fn at<'a>(raw: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(raw, |v, key| v.get(key))
+}
 
 /// Refuses an event whose fields (when present and not null) have another
-/// JSON type than their kind documents.
-fn check_types(kind: &'static str, raw: &Value, fields: &[(&str, Ty)]) -> Result<(), EventError> {
-    for (pointer, ty) in fields {
-        let Some(v) = raw.pointer(pointer).filter(|v| !v.is_null()) else {
+/// JSON type than their kind documents, or that holds a header twice.
+fn check_types(kind: &'static str, raw: &Value, fields: Fields) -> Result<(), EventError> {
+    for (path, ty) in fields {
+        let Some(v) = at(raw, path).filter(|v| !v.is_null()) else {
             continue;
         };
         let ok = match ty {
@@ -327,7 +326,7 @@ fn check_types(kind: &'static str, raw: &Value, fields: &[(&str, Ty)]) -> Result
             Ty::Obj => v.is_object(),
             Ty::StrMap => v
                 .as_object()
-                .is_some_and(|m| m.values().all(|x| x.is_string())),
+                .is_some_and(|m| m.values().all(Value::is_string)),
             Ty::StrListMap => v.as_object().is_some_and(|m| {
                 m.values().all(|x| {
                     x.as_array()
@@ -335,22 +334,7 @@ fn check_types(kind: &'static str, raw: &Value, fields: &[(&str, Ty)]) -> Result
                 })
             }),
         };
-        if let (true, Some(map)) = (matches!(ty, Ty::StrMap | Ty::StrListMap), v.as_object()) {
-            if pointer.ends_with("eaders") {
-                let mut names: Vec<String> = map.keys().map(|k| k.to_ascii_lowercase()).collect();
-                names.sort();
-                if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-                    return Err(EventError::Shape {
-                        kind,
-                        reason: format!(
-                            "{} holds header {} twice (in different cases)",
-                            &pointer[1..],
-                            w[0]
-                        ),
-                    });
-                }
-            }
-        }
+        let name = || path.join(".");
         if !ok {
             let expected = match ty {
                 Ty::Str => "a string",
@@ -360,31 +344,65 @@ fn check_types(kind: &'static str, raw: &Value, fields: &[(&str, Ty)]) -> Result
             };
             return Err(EventError::Shape {
                 kind,
-                reason: format!("{} is not {expected}", &pointer[1..].replace('/', ".")),
+                reason: format!("{} is not {expected}", name()),
             });
+        }
+        if path[0].ends_with("eaders") && path.len() == 1 {
+            let keys: Vec<&String> = v.as_object().map(|m| m.keys().collect()).unwrap_or_default();
+            for (i, a) in keys.iter().enumerate() {
+                if let Some(b) = keys[i + 1..].iter().find(|b| b.eq_ignore_ascii_case(a)) {
+                    return Err(EventError::Shape {
+                        kind,
+                        reason: format!(
+                            "{} holds header {} twice (in different cases)",
+                            name(),
+                            b.to_ascii_lowercase()
+                        ),
+                    });
+                }
+            }
         }
     }
     Ok(())
 }
 
-fn typed<T: serde::de::DeserializeOwned>(kind: &'static str, raw: Value) -> Result<T, EventError> {
-    serde_path_to_error::deserialize(raw).map_err(|e| EventError::Shape {
-        kind,
-        reason: crate::transport::describe_json_error(&e),
-    })
-}
-
-/// Adds an empty `validity` to `requestContext.<holder>.clientCert` when it
-/// is missing, so that the strict `aws_lambda_events` types accept it.
-fn fill_cert_validity(raw: &mut Value, holder: &str) {
-    if let Some(cert) = raw
-        .pointer_mut(&format!("/requestContext/{holder}/clientCert"))
-        .and_then(Value::as_object_mut)
-    {
-        if !cert.get("validity").is_some_and(Value::is_object) {
+/// Deserializes the typed event from the raw one without copying it (a
+/// `clientCert` without `validity` under `requestContext.<holder>` gets an
+/// empty one, on a copy). The error names the field, never a value.
+fn typed<T: serde::de::DeserializeOwned>(
+    kind: &'static str,
+    raw: &Value,
+    cert_holder: Option<&str>,
+) -> Result<T, EventError> {
+    let needs_validity = cert_holder.is_some_and(|holder| {
+        at(raw, &["requestContext", holder, "clientCert"])
+            .and_then(Value::as_object)
+            .is_some_and(|c| !c.get("validity").is_some_and(Value::is_object))
+    });
+    let filled;
+    let source = if needs_validity {
+        let mut copy = raw.clone();
+        if let Some(cert) = copy
+            .get_mut("requestContext")
+            .and_then(|c| c.get_mut(cert_holder.unwrap_or_default()))
+            .and_then(|h| h.get_mut("clientCert"))
+            .and_then(Value::as_object_mut)
+        {
             cert.insert("validity".into(), json!({}));
         }
-    }
+        filled = copy;
+        &filled
+    } else {
+        raw
+    };
+    // Fast path; the path-tracking deserializer only to explain a failure.
+    T::deserialize(source).map_err(|_| {
+        let reason = match serde_path_to_error::deserialize::<_, T>(source) {
+            Err(e) => crate::transport::describe_json_error(&e),
+            Ok(_) => "wrong types".into(),
+        };
+        EventError::Shape { kind, reason }
+    })
 }
 
 /// The handler failing: what API Gateway turns into 401 / 500.
@@ -456,19 +474,16 @@ struct SimpleResponse<'a> {
     context: &'a Context,
 }
 
-/// Turns a verdict into what the Lambda returns for this kind of event.
-pub fn respond(
-    event: &Event,
-    verdict: &Verdict,
-    http_api: HttpApiResponse,
-) -> Result<Value, HandlerError> {
+/// Turns a verdict into what the Lambda returns: a simple response
+/// (HTTP API 2.0 with `CERTBOUND_HTTP_API_RESPONSE=simple`) or an IAM policy.
+pub fn respond(simple: bool, verdict: &Verdict) -> Result<Value, HandlerError> {
     let effect = match verdict.decision {
         Decision::Allow => "Allow",
         Decision::Deny => "Deny",
         Decision::Unauthorized => return Err(HandlerError::Unauthorized),
         Decision::InternalServerError => return Err(HandlerError::InternalServerError),
     };
-    let value = if matches!(event, Event::HttpV2(_)) && http_api == HttpApiResponse::Simple {
+    let value = if simple {
         serde_json::to_value(SimpleResponse {
             is_authorized: verdict.decision == Decision::Allow,
             context: &verdict.context,
@@ -497,14 +512,15 @@ pub async fn handle_event<A: Authorizer + ?Sized>(
     payload: Value,
     request_id: Option<String>,
 ) -> Result<Value, HandlerError> {
-    let event = Event::parse(payload.clone()).map_err(|e| invalid(e, request_id.as_deref()))?;
+    let event = Event::parse(&payload).map_err(|e| invalid(e, request_id.as_deref()))?;
+    let simple = matches!(event, Event::HttpV2(_)) && http_api == HttpApiResponse::Simple;
     let mut request = event
-        .to_auth_request()
+        .into_auth_request()
         .map_err(|e| invalid(e, request_id.as_deref()))?;
     request.event = Some(RawEvent(payload));
     request.request_id = request_id.or(request.request_id);
     let verdict = authorize(authorizer, &request).await;
-    respond(&event, &verdict, http_api)
+    respond(simple, &verdict)
 }
 
 fn invalid(e: EventError, request_id: Option<&str>) -> HandlerError {

@@ -52,9 +52,9 @@ fn events(c: &mut Criterion) {
     let raw: serde_json::Value = serde_json::from_str(EVENT).unwrap();
     c.bench_function("event: REST REQUEST → AuthRequest", |b| {
         b.iter(|| {
-            Event::parse(std::hint::black_box(raw.clone()))
+            Event::parse(std::hint::black_box(&raw))
                 .unwrap()
-                .to_auth_request()
+                .into_auth_request()
                 .unwrap()
         })
     });
@@ -72,8 +72,8 @@ fn flow(c: &mut Criterion) {
     ok.scopes = Some(vec!["accounts".into()]);
     ok.expires_at_ms = Some(4_102_444_800_000);
     ok.certificate_thumbprint = Some("t9i3fFFsi40iaYFo6grXDTsBiCbSEynf5czFoatax44".into());
-    let authorizer =
-        StandardAuthorizer::new(Arc::new(Fixed(Answer::Decided(ok))), Settings::default());
+    let answer = Answer::Decided(ok);
+    let authorizer = StandardAuthorizer::new(Arc::new(Fixed(answer.clone())), Settings::default());
     let raw: serde_json::Value = serde_json::from_str(EVENT).unwrap();
     let allowed = rt
         .block_on(handle_event(
@@ -88,6 +88,38 @@ fn flow(c: &mut Criterion) {
         b.iter(|| {
             rt.block_on(handle_event(
                 &authorizer,
+                HttpApiResponse::Policy,
+                raw.clone(),
+                None,
+            ))
+            .unwrap()
+        })
+    });
+    // The same AS answer behind the cache: every iteration after the first
+    // is a hit (key = token, certificate, scopes).
+    let cached = StandardAuthorizer::new(
+        Arc::new(certbound::cache::CachedBackend::new(
+            Arc::new(Fixed(answer)),
+            certbound::cache::CacheSettings {
+                ttl: std::time::Duration::from_secs(3600),
+                ..Default::default()
+            },
+        )),
+        Settings::default(),
+    );
+    let allowed = rt
+        .block_on(handle_event(
+            &cached,
+            HttpApiResponse::Policy,
+            raw.clone(),
+            None,
+        ))
+        .unwrap();
+    assert_eq!(allowed["policyDocument"]["Statement"][0]["Effect"], "Allow");
+    c.bench_function("flow: event → Allow policy, cache hit", |b| {
+        b.iter(|| {
+            rt.block_on(handle_event(
+                &cached,
                 HttpApiResponse::Policy,
                 raw.clone(),
                 None,
