@@ -339,6 +339,10 @@ run_jwt_matrix() {
     jwt_check "GET /jwt/example  cert A, opaque token A" 401 token_invalid
     gw GET /jwt/elsewhere a "$jwt_a"
     jwt_check "GET /jwt/elsewhere (no scope rule; CERTBOUND_SCOPE_DEFAULT=deny)" 403 route_unmatched
+    # The AS answers 400 unsupported_token_type for a JWT at its introspection
+    # endpoint: a token it does not take (401), not an AS failure (500).
+    gw GET /example a "$jwt_a"
+    jwt_check "GET /example (introspection route), cert A, JWT A" 401 token_invalid
   fi
 
   check "Lambda REST event, JWT A, cert A (JWT backend)" Allow \

@@ -53,6 +53,7 @@ pid_pattern() {
     echo) echo "echo.mjs" ;;
     certbound) echo "serve --listen 127.0.0.1:$CERTBOUND_PORT" ;;
     certbound-jwt) echo "serve --listen 127.0.0.1:$CERTBOUND_JWT_PORT" ;;
+    certbound-cached) echo "serve --listen 127.0.0.1:${CERTBOUND_CACHED_PORT:-8085}" ;;
     nginx) echo "nginx" ;;
     *) echo "$1" ;;
   esac
@@ -213,23 +214,27 @@ render() {
 
 # --- certbound -----------------------------------------------------------------
 
-# certbound_cmd: set CERTBOUND_CMD to `env -i` with exactly the stack's
+# certbound_cmd [NAME=VALUE...]: set CERTBOUND_CMD to `env -i` with exactly the stack's
 # CERTBOUND_* environment (plus PATH and HOME) and the binary, for `serve` and
 # `invoke` alike.
 certbound_cmd() {
   [ -n "${CERTBOUND_INTROSPECTION_CLIENT_SECRET:-}" ] \
     || die "the certbound-rs secret is missing ($STACK_RS_SECRET_FILE); run scripts/stack-up.sh"
+  # The client secret is read from its file by the shell that execs certbound,
+  # so it never appears on a command line (/proc/*/cmdline, ps).
   CERTBOUND_CMD=(env -i PATH="$PATH" HOME="${HOME:-/}"
     CERTBOUND_BACKEND="$CERTBOUND_BACKEND"
     CERTBOUND_INTROSPECTION_ENDPOINT="$CERTBOUND_INTROSPECTION_ENDPOINT"
     CERTBOUND_INTROSPECTION_CLIENT_ID="$CERTBOUND_INTROSPECTION_CLIENT_ID"
-    CERTBOUND_INTROSPECTION_CLIENT_SECRET="$CERTBOUND_INTROSPECTION_CLIENT_SECRET"
+    STACK_RS_SECRET_FILE="$STACK_RS_SECRET_FILE"
     CERTBOUND_INTROSPECTION_CA_FILE="$CERTBOUND_INTROSPECTION_CA_FILE"
     CERTBOUND_PROXY="$CERTBOUND_PROXY"
     CERTBOUND_CERT_FORMAT="$CERTBOUND_CERT_FORMAT"
     CERTBOUND_SCOPE_RULES="$CERTBOUND_SCOPE_RULES"
     CERTBOUND_SCOPE_DEFAULT="$CERTBOUND_SCOPE_DEFAULT"
     RUST_LOG="$RUST_LOG"
+    "$@"
+    sh -c 'CERTBOUND_INTROSPECTION_CLIENT_SECRET="$(cat "$STACK_RS_SECRET_FILE")" exec "$0" "$@"'
     "$CERTBOUND_BIN")
 }
 

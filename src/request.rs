@@ -124,6 +124,23 @@ pub fn credentials_from_headers(
     }
 }
 
+/// The `Authorization` credentials from every value sent (a REST event's
+/// `headers` and `multiValueHeaders`): none → `Missing`, more than one
+/// distinct value → `Ambiguous`.
+pub fn credentials_from_values<'v>(
+    values: impl Iterator<Item = &'v str>,
+) -> Result<Credentials, CredentialsError> {
+    let mut found: Option<&str> = None;
+    for v in values {
+        match found {
+            None => found = Some(v),
+            Some(f) if f == v => {}
+            Some(_) => return Err(CredentialsError::Ambiguous),
+        }
+    }
+    found.map_or(Err(CredentialsError::Missing), parse_authorization)
+}
+
 /// The value of a header that must appear at most once, as text: `Ok(None)`
 /// when absent, `Err` when repeated (even with the same value) or not text.
 pub fn single_header(map: &http::HeaderMap, name: &str) -> Result<Option<String>, HeaderError> {

@@ -56,36 +56,73 @@ enum Command {
     Lambda,
 }
 
-/// Entry point of the binary.
-pub async fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+/// Entry point of the binary: parses the command line, then runs the
+/// command on the Tokio runtime that fits it — one thread for Lambda (one
+/// event at a time: no worker threads to start, a faster cold start) and the
+/// one-shot commands, `CERTBOUND_WORKER_THREADS` (default: the number of
+/// CPUs) for `serve`.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     logging::init();
     let args: Vec<OsString> = args.into_iter().collect();
     let handler = match Handler::from_env() {
         Ok(h) => h,
         Err(e) => return usage_error(&e),
     };
-    if args.len() <= 1 && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-        return lambda(handler).await;
-    }
-    let cli = match Cli::try_parse_from(args) {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
+    let command = if args.len() <= 1 && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        Command::Lambda
+    } else {
+        match Cli::try_parse_from(args) {
+            Ok(cli) => cli.command,
+            Err(e) => {
+                let _ = e.print();
+                return if e.use_stderr() {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::SUCCESS
+                };
+            }
         }
     };
-    match cli.command {
-        Command::Invoke { event } => invoke(handler, &event).await,
-        Command::Thumbprint {
-            file,
-            cognito_attribute,
-        } => thumbprint(&file, cognito_attribute.as_deref()),
-        Command::Serve { listen } => serve(listen).await,
-        Command::Lambda => lambda(handler).await,
+    let runtime = match &command {
+        Command::Serve { .. } => match worker_threads() {
+            Ok(n) => tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(n)
+                .enable_all()
+                .build(),
+            Err(e) => return usage_error(&e),
+        },
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    };
+    let runtime = match runtime {
+        Ok(r) => r,
+        Err(e) => return usage_error(&format!("cannot start the async runtime: {e}")),
+    };
+    runtime.block_on(async move {
+        match command {
+            Command::Invoke { event } => invoke(handler, &event).await,
+            Command::Thumbprint {
+                file,
+                cognito_attribute,
+            } => thumbprint(&file, cognito_attribute.as_deref()),
+            Command::Serve { listen } => serve(listen).await,
+            Command::Lambda => lambda(handler).await,
+        }
+    })
+}
+
+fn worker_threads() -> Result<usize, String> {
+    match std::env::var("CERTBOUND_WORKER_THREADS") {
+        Err(_) => Ok(std::thread::available_parallelism().map_or(1, usize::from)),
+        Ok(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=256).contains(n))
+            .ok_or_else(|| {
+                format!("CERTBOUND_WORKER_THREADS is invalid: {v:?} is not a number in 1..=256")
+            }),
     }
 }
 

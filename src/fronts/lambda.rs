@@ -9,20 +9,23 @@
 
 use std::sync::Arc;
 
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+
 use aws_lambda_events::apigw::{
-    ApiGatewayCustomAuthorizerRequest, ApiGatewayCustomAuthorizerRequestTypeRequest,
-    ApiGatewayV2CustomAuthorizerV2Request,
+    ApiGatewayCustomAuthorizerRequest, ApiGatewayV2CustomAuthorizerV2Request,
 };
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::authorizer::{authorize, Authorizer};
 use crate::cert::CertFormat;
 use crate::config::HttpApiResponse;
 use crate::request::{
-    credentials_from_headers as credentials, htu, parse_authorization, single_header, ArnError,
-    AuthRequest, CredentialsError, Headers, MethodArn, PresentedCert, RawEvent, Source,
+    credentials_from_headers as credentials, credentials_from_values, htu, parse_authorization,
+    single_header, ArnError, AuthRequest, CredentialsError, Headers, MethodArn, PresentedCert,
+    RawEvent, Source,
 };
 use crate::verdict::{Context, Decision, Verdict};
 
@@ -62,42 +65,161 @@ pub enum EventError {
     Header(#[from] crate::request::HeaderError),
 }
 
-/// A recognised authorizer event. `Debug` shows the kind only (events hold
-/// tokens).
+/// A recognised authorizer event, borrowing from the JSON it was read
+/// from. `Debug` shows the kind only (events hold tokens).
 #[derive(Clone)]
-pub enum Event {
-    /// REST API (or HTTP API 1.0) `REQUEST` authorizer.
-    Rest(
-        Box<ApiGatewayCustomAuthorizerRequestTypeRequest>,
-        Box<RestExtras>,
-    ),
+pub enum Event<'a> {
+    /// REST API (or HTTP API 1.0) `REQUEST` authorizer: the fields
+    /// certbound reads, borrowed (no copy of a large event).
+    Rest(Box<RestRequest<'a>>),
     /// REST API `TOKEN` authorizer.
     Token(ApiGatewayCustomAuthorizerRequest),
     /// HTTP API payload 2.0 authorizer.
     HttpV2(Box<ApiGatewayV2CustomAuthorizerV2Request>),
 }
 
-impl std::fmt::Debug for Event {
+impl std::fmt::Debug for Event<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Event({})", self.kind())
     }
 }
 
-/// What REST-shaped events carry beyond `aws_lambda_events`' struct.
-#[derive(Default, Clone)]
-pub struct RestExtras {
-    /// `version: "1.0"`: an HTTP API payload 1.0 event.
-    http_api_v1: bool,
-    /// The client certificate PEM: `requestContext.authentication` first,
-    /// then `requestContext.identity` (as the reference reads it).
-    cert_pem: Option<String>,
+/// The fields of a REST-shaped `REQUEST` event (REST API, HTTP API payload
+/// 1.0) that certbound reads, as `aws_lambda_events` names them, borrowed
+/// from the event: the typed struct copies every header twice (`headers` and
+/// `multiValueHeaders`) and was most of the cost of a cached decision.
+#[derive(Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestRequest<'a> {
+    /// `version: "1.0"` on HTTP API payload 1.0 events.
+    #[serde(borrow, default)]
+    pub version: Option<Cow<'a, str>>,
+    /// `arn:aws:execute-api:…/STAGE/METHOD/PATH`.
+    #[serde(borrow, default)]
+    pub method_arn: Option<Cow<'a, str>>,
+    /// The route template (`/accounts/{id}/balances`).
+    #[serde(borrow, default)]
+    pub resource: Option<Cow<'a, str>>,
+    /// The concrete path (REST: without the stage).
+    #[serde(borrow, default)]
+    pub path: Option<Cow<'a, str>>,
+    /// The HTTP method.
+    #[serde(borrow, default)]
+    pub http_method: Option<Cow<'a, str>>,
+    /// Headers, one value each.
+    #[serde(borrow, default)]
+    pub headers: Option<BTreeMap<Cow<'a, str>, Cow<'a, str>>>,
+    /// Headers, every value.
+    #[serde(borrow, default)]
+    pub multi_value_headers: Option<BTreeMap<Cow<'a, str>, Vec<Cow<'a, str>>>>,
+    /// The path parameters API Gateway extracted.
+    #[serde(default)]
+    pub path_parameters: Option<HashMap<String, String>>,
+    /// The request context.
+    #[serde(borrow)]
+    pub request_context: RestContext<'a>,
 }
 
-impl Event {
+/// `requestContext` of a REST-shaped event (what certbound reads).
+#[derive(Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestContext<'a> {
+    /// The path as called (with the stage).
+    #[serde(borrow, default)]
+    pub path: Option<Cow<'a, str>>,
+    /// API Gateway's request id.
+    #[serde(borrow, default)]
+    pub request_id: Option<Cow<'a, str>>,
+    /// REST APIs: `identity.clientCert.clientCertPem`.
+    #[serde(borrow, default)]
+    pub identity: Option<CertHolder<'a>>,
+    /// HTTP API 1.0: `authentication.clientCert.clientCertPem`.
+    #[serde(borrow, default)]
+    pub authentication: Option<CertHolder<'a>>,
+}
+
+/// An object holding `clientCert`.
+#[derive(Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertHolder<'a> {
+    /// The client certificate, when one was presented.
+    #[serde(borrow, default)]
+    pub client_cert: Option<ClientCertField<'a>>,
+}
+
+/// `clientCert` (only the PEM is read: the rest is API Gateway's parse of it).
+#[derive(Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientCertField<'a> {
+    /// The certificate.
+    #[serde(borrow, default)]
+    pub client_cert_pem: Option<Cow<'a, str>>,
+}
+
+impl RestRequest<'_> {
+    /// The PEM: `authentication` first, then `identity` (as the reference).
+    fn cert_pem(&self) -> Option<&str> {
+        let ctx = &self.request_context;
+        [&ctx.authentication, &ctx.identity]
+            .into_iter()
+            .flatten()
+            .find_map(|h| h.client_cert.as_ref()?.client_cert_pem.as_deref())
+    }
+
+    /// Every value of a header, from both maps, names in any case.
+    fn values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
+        let single = self
+            .headers
+            .iter()
+            .flatten()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_ref());
+        let multi = self
+            .multi_value_headers
+            .iter()
+            .flatten()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
+            .flat_map(|(_, v)| v.iter().map(AsRef::as_ref));
+        single.chain(multi)
+    }
+
+    /// A header of the single-value map that must appear at most once.
+    fn single(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .flatten()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_ref())
+    }
+
+    /// The single-value headers as a header map, for hooks.
+    fn header_map(&self) -> Result<http::HeaderMap, EventError> {
+        let mut map =
+            http::HeaderMap::with_capacity(self.headers.as_ref().map_or(0, BTreeMap::len));
+        for (k, v) in self.headers.iter().flatten() {
+            let name = http::HeaderName::from_bytes(k.as_bytes());
+            let value = http::HeaderValue::from_str(v);
+            match (name, value) {
+                (Ok(n), Ok(v)) => {
+                    map.append(n, v);
+                }
+                _ => {
+                    return Err(EventError::Shape {
+                        kind: "REQUEST",
+                        reason: format!("header {} is not a valid header", k.to_ascii_lowercase()),
+                    })
+                }
+            }
+        }
+        Ok(map)
+    }
+}
+
+impl<'a> Event<'a> {
     /// Recognises, type-checks and deserializes an event. `clientCert`
     /// objects without `validity` (which `aws_lambda_events` requires but
     /// real and test events sometimes lack) are accepted.
-    pub fn parse(raw: &Value) -> Result<Self, EventError> {
+    pub fn parse(raw: &'a Value) -> Result<Self, EventError> {
         let obj = raw.as_object().ok_or(EventError::NotAnObject)?;
         if obj.contains_key("triggerSource") && obj.contains_key("userPoolId") {
             return Err(EventError::WrongHandler);
@@ -121,22 +243,22 @@ impl Event {
                 .map(|e| Event::HttpV2(Box::new(e)));
         }
         check_types("REQUEST", raw, REST_FIELDS)?;
-        let extras = RestExtras {
-            http_api_v1: version == Some("1.0"),
-            cert_pem: ["authentication", "identity"].iter().find_map(|holder| {
-                at(raw, &["requestContext", holder, "clientCert", "clientCertPem"])
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            }),
-        };
-        typed("REQUEST", raw, Some("identity")).map(|e| Event::Rest(Box::new(e), Box::new(extras)))
+        RestRequest::deserialize(raw)
+            .map(|e| Event::Rest(Box::new(e)))
+            .map_err(|_| EventError::Shape {
+                kind: "REQUEST",
+                reason: match serde_path_to_error::deserialize::<_, RestRequest<'_>>(raw) {
+                    Err(e) => crate::transport::describe_json_error(&e),
+                    Ok(_) => "wrong types".into(),
+                },
+            })
     }
 
     /// Short name of the kind, for logs.
     pub fn kind(&self) -> &'static str {
         match self {
-            Event::Rest(_, x) if x.http_api_v1 => "HTTP API 1.0",
-            Event::Rest(..) => "REQUEST",
+            Event::Rest(e) if e.version.as_deref() == Some("1.0") => "HTTP API 1.0",
+            Event::Rest(_) => "REQUEST",
             Event::Token(_) => "TOKEN",
             Event::HttpV2(_) => "HTTP API 2.0",
         }
@@ -163,40 +285,43 @@ impl Event {
                 };
                 Ok(r)
             }
-            Event::Rest(e, extras) => {
+            Event::Rest(e) => {
                 let arn = e
                     .method_arn
                     .as_deref()
                     .ok_or(EventError::NoResource("REQUEST", "methodArn"))?;
                 let parsed = MethodArn::parse(arn)?;
-                let method = match &e.http_method {
-                    Some(m) if !arn_method_agrees(&parsed.method, m.as_str()) => {
+                let method = match e.http_method.as_deref() {
+                    Some(m) if !arn_method_agrees(&parsed.method, m) => {
                         return Err(EventError::MethodMismatch)
                     }
-                    Some(m) => m.as_str().to_owned(),
-                    None => parsed.method.clone(),
+                    Some(m) => m,
+                    None => parsed.method.as_str(),
                 };
-                let source = if extras.http_api_v1 {
+                let http_api_v1 = e.version.as_deref() == Some("1.0");
+                let source = if http_api_v1 {
                     Source::HttpApiV1
                 } else {
                     Source::RestRequest
                 };
-                let mut r = AuthRequest::new(source, &method, "/", arn);
+                let mut r = AuthRequest::new(source, method, "/", arn);
                 // REST `path` has no stage; the ARN path never has one.
-                let concrete = match (&e.path, extras.http_api_v1) {
-                    (Some(p), false) => p.as_str(),
+                let concrete = match (e.path.as_deref(), http_api_v1) {
+                    (Some(p), false) => p,
                     _ => parsed.path.as_str(),
                 };
-                r.set_path(concrete, e.resource.as_deref(), e.path_parameters.clone());
-                r.credentials = credentials(&[&e.headers, &e.multi_value_headers]);
-                r.dpop_proof = single_header(&e.headers, "dpop")?;
-                r.client_cert =
-                    PresentedCert::from_format(CertFormat::Pem, extras.cert_pem.as_deref());
-                let host = single_header(&e.headers, "host")?;
+                r.set_path(
+                    concrete,
+                    e.resource.as_deref(),
+                    e.path_parameters.clone().unwrap_or_default(),
+                );
+                r.credentials = credentials_from_values(e.values("authorization"));
+                r.dpop_proof = e.single("dpop").map(str::to_owned);
+                r.client_cert = PresentedCert::from_format(CertFormat::Pem, e.cert_pem());
                 let called = e.request_context.path.as_deref().or(e.path.as_deref());
-                r.htu = htu(host.as_deref(), called.unwrap_or(&r.path));
-                r.request_id = e.request_context.request_id.clone();
-                r.headers = Headers::new(e.headers);
+                r.htu = htu(e.single("host"), called.unwrap_or(&r.path));
+                r.request_id = e.request_context.request_id.as_deref().map(str::to_owned);
+                r.headers = Headers::new(e.header_map()?);
                 Ok(r)
             }
             Event::HttpV2(e) => {
@@ -274,7 +399,10 @@ enum Ty {
 
 type Fields = &'static [(&'static [&'static str], Ty)];
 
-const TOKEN_FIELDS: Fields = &[(&["methodArn"], Ty::Str), (&["authorizationToken"], Ty::Str)];
+const TOKEN_FIELDS: Fields = &[
+    (&["methodArn"], Ty::Str),
+    (&["authorizationToken"], Ty::Str),
+];
 
 const REST_FIELDS: Fields = &[
     (&["methodArn"], Ty::Str),
@@ -289,10 +417,21 @@ const REST_FIELDS: Fields = &[
     (&["requestContext", "path"], Ty::Str),
     (&["requestContext", "identity"], Ty::Obj),
     (&["requestContext", "identity", "clientCert"], Ty::Obj),
-    (&["requestContext", "identity", "clientCert", "clientCertPem"], Ty::Str),
+    (
+        &["requestContext", "identity", "clientCert", "clientCertPem"],
+        Ty::Str,
+    ),
     (&["requestContext", "authentication"], Ty::Obj),
     (&["requestContext", "authentication", "clientCert"], Ty::Obj),
-    (&["requestContext", "authentication", "clientCert", "clientCertPem"], Ty::Str),
+    (
+        &[
+            "requestContext",
+            "authentication",
+            "clientCert",
+            "clientCertPem",
+        ],
+        Ty::Str,
+    ),
 ];
 
 const V2_FIELDS: Fields = &[
@@ -306,7 +445,15 @@ const V2_FIELDS: Fields = &[
     (&["requestContext", "http"], Ty::Obj),
     (&["requestContext", "authentication"], Ty::Obj),
     (&["requestContext", "authentication", "clientCert"], Ty::Obj),
-    (&["requestContext", "authentication", "clientCert", "clientCertPem"], Ty::Str),
+    (
+        &[
+            "requestContext",
+            "authentication",
+            "clientCert",
+            "clientCertPem",
+        ],
+        Ty::Str,
+    ),
 ];
 
 /// The value at a path of object keys.
@@ -348,7 +495,10 @@ fn check_types(kind: &'static str, raw: &Value, fields: Fields) -> Result<(), Ev
             });
         }
         if path[0].ends_with("eaders") && path.len() == 1 {
-            let keys: Vec<&String> = v.as_object().map(|m| m.keys().collect()).unwrap_or_default();
+            let keys: Vec<&String> = v
+                .as_object()
+                .map(|m| m.keys().collect())
+                .unwrap_or_default();
             for (i, a) in keys.iter().enumerate() {
                 if let Some(b) = keys[i + 1..].iter().find(|b| b.eq_ignore_ascii_case(a)) {
                     return Err(EventError::Shape {

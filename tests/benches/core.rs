@@ -17,6 +17,10 @@ use criterion::{criterion_group, criterion_main, Criterion};
 
 const EVENT: &str = include_str!("../../events/rest-request.json");
 
+/// The allocator the binary uses (`src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Fixed(Answer);
 
 #[async_trait]
@@ -116,6 +120,19 @@ fn flow(c: &mut Criterion) {
         ))
         .unwrap();
     assert_eq!(allowed["policyDocument"]["Statement"][0]["Effect"], "Allow");
+    c.bench_function("flow: event JSON bytes → Allow policy, cache hit", |b| {
+        b.iter(|| {
+            let payload: serde_json::Value =
+                serde_json::from_str(std::hint::black_box(EVENT)).unwrap();
+            rt.block_on(handle_event(
+                &cached,
+                HttpApiResponse::Policy,
+                payload,
+                None,
+            ))
+            .unwrap()
+        })
+    });
     c.bench_function("flow: event → Allow policy, cache hit", |b| {
         b.iter(|| {
             rt.block_on(handle_event(

@@ -14,6 +14,10 @@ use certbound::{
 
 const EVENT: &str = include_str!("../../events/rest-request.json");
 
+/// The allocator the binary uses (`src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Fixed(Answer);
 
 #[async_trait]
@@ -55,7 +59,12 @@ fn main() {
     let mut allowed = 0;
     for _ in 0..n {
         let out = rt
-            .block_on(handle_event(&authorizer, HttpApiResponse::Policy, raw.clone(), None))
+            .block_on(handle_event(
+                &authorizer,
+                HttpApiResponse::Policy,
+                raw.clone(),
+                None,
+            ))
             .unwrap();
         allowed += usize::from(out["policyDocument"]["Statement"][0]["Effect"] == "Allow");
     }
