@@ -72,6 +72,26 @@ gw() {
     | sed -e 's/^[^:]*:[[:space:]]*//' -e 's/\r$//' | paste -sd '|' - | sed 's/|/ | /g' || true)"
 }
 
+# start_cached_certbound: the stack's certbound configuration plus a 60 s
+# answer cache, on 127.0.0.1:$CERTBOUND_CACHED_PORT (stopped by the caller).
+start_cached_certbound() {
+  export CERTBOUND_CACHED_PORT="${CERTBOUND_CACHED_PORT:-8085}"
+  certbound_cmd CERTBOUND_CACHE_TTL_S=60
+  start_bg certbound-cached "$STACK_LOGS/certbound-cached.log" \
+    "${CERTBOUND_CMD[@]}" serve --listen "127.0.0.1:$CERTBOUND_CACHED_PORT"
+  wait_ready certbound-cached "$STACK_LOGS/certbound-cached.log" 30 \
+    curl -sf --max-time 2 "http://127.0.0.1:$CERTBOUND_CACHED_PORT/healthz"
+}
+
+# cached_call TOKEN a|b: GET /example through the cached certbound; prints the status.
+cached_call() {
+  local pem
+  case "$2" in a) pem="$STACK_CLIENT_A_CERT" ;; *) pem="$STACK_CLIENT_B_CERT" ;; esac
+  curl -s -o /dev/null -w '%{http_code}' --max-time 10 \
+    -H "Authorization: Bearer $1" -H "X-Original-Method: GET" -H "X-Original-URI: /example" \
+    -H "X-Ssl-Cert: $(escaped_cert "$pem")" "http://127.0.0.1:$CERTBOUND_CACHED_PORT/authorize" || echo 000
+}
+
 # gw_reason: the X-Certbound-Reason certbound gave (nginx passes it on 401/403
 # through the error page), or "-".
 gw_reason() {
@@ -251,10 +271,23 @@ run_matrix() {
     check "AS: token for client-a without a client cert" 401 "$status"
   fi
 
+  if [ "$mode" = full ]; then
+    # The revocation window a cache opens: a second certbound with
+    # CERTBOUND_CACHE_TTL_S=60 (straight, without nginx) has A's token cached.
+    start_cached_certbound
+    check "cached certbound: token A, cert A (miss, then kept)" 200 "$(cached_call "$token_a" a)"
+  fi
+
   status="$(revoke a "$token_a")"
   gw GET /example a "$token_a"
   check "GET /example   cert A, token A after revocation" 401 "$GW_STATUS" \
     "revocation answered $status; $(challenge_detail)"
+  if [ "$mode" = full ]; then
+    check "cached certbound: token A after revocation, within CERTBOUND_CACHE_TTL_S (the window)" 200 \
+      "$(cached_call "$token_a" a)" "the default (cache off) refused it at once"
+    check "cached certbound: token A after revocation, cert B (hit, still refused)" 401 "$(cached_call "$token_a" b)"
+    stop certbound-cached >/dev/null 2>&1
+  fi
 
   token_a2="$(token_for a api:read)"
   check "Lambda REST event, fresh token A, cert A" Allow "$(invoke_effect "$token_a2" "$STACK_CLIENT_A_CERT" GET /example)" \

@@ -10,6 +10,6 @@ if [ ! -d "$STACK_RUN" ]; then
   log "nothing to stop ($STACK_RUN does not exist)"
   exit 0
 fi
-for name in nginx certbound-jwt certbound echo as; do
+for name in nginx certbound-cached certbound-jwt certbound echo as; do
   stop "$name"
 done
