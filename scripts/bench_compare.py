@@ -440,6 +440,8 @@ class Process:
             "LANG": "C.UTF-8",
             "AWS_LAMBDA_FUNCTION_VERSION": "1",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+            # as template.yaml sets it for the functions
+            "MIMALLOC_ARENA_EAGER_COMMIT": "0",
             "AWS_LAMBDA_FUNCTION_NAME": "_",
             "AWS_REGION": "us-east-1",
             "AWS_DEFAULT_REGION": "us-east-1",

@@ -183,6 +183,8 @@ class Function:
             "PATH": os.environ.get("PATH", ""),
             "AWS_LAMBDA_FUNCTION_VERSION": "1",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+            # as template.yaml sets it for the functions
+            "MIMALLOC_ARENA_EAGER_COMMIT": "0",
             "AWS_LAMBDA_FUNCTION_NAME": "_",
             "AWS_LAMBDA_RUNTIME_API": f"http://127.0.0.1:{rt_port}/.rt",
             "RUST_LOG": "info",

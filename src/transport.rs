@@ -1,6 +1,11 @@
 //! The one HTTP client a process uses to reach authorization servers and
 //! the secrets extension: rustls (ring), keep-alive, timeouts, an optional
 //! private CA, no redirects, no proxy from the environment, bounded bodies.
+//!
+//! Trust: the Mozilla root set compiled in (`webpki-roots`) plus
+//! `CERTBOUND_INTROSPECTION_CA_FILE` — never the host's store, which is
+//! both host-dependent and slow to read at every cold start (hundreds of
+//! files under `/etc/ssl/certs`).
 
 use std::sync::{Arc, Once};
 use std::time::Duration;
@@ -43,17 +48,19 @@ pub enum ClientBuildError {
         source: std::io::Error,
     },
     /// The CA file holds no usable certificate.
-    #[error("CA file {path} holds no usable PEM certificate{}", .source.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
+    #[error("CA file {path} is not a PEM bundle of CA certificates: {reason}")]
     CaFileContent {
         /// The file.
         path: String,
-        /// The parser's complaint, if any.
-        #[source]
-        source: Option<reqwest::Error>,
+        /// What is wrong with it.
+        reason: String,
     },
     /// reqwest refused the configuration.
     #[error("cannot build HTTP client: {0}")]
     Build(#[source] reqwest::Error),
+    /// The TLS configuration could not be built.
+    #[error("cannot configure TLS: {0}")]
+    Tls(String),
 }
 
 /// A transport failure with its source chain kept. Cloneable, and compared
@@ -124,37 +131,50 @@ pub fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, ClientBu
         // Fails only if another provider was installed first: fine either way.
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
-    let mut builder = reqwest::Client::builder()
-        .connect_timeout(settings.connect_timeout)
-        .timeout(settings.timeout)
-        .pool_idle_timeout(Duration::from_secs(50))
-        .tcp_keepalive(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .user_agent(concat!("certbound/", env!("CARGO_PKG_VERSION")));
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
     if let Some(path) = &settings.ca_file {
         let shown = path.display().to_string();
         let pem = std::fs::read(path).map_err(|source| ClientBuildError::CaFileRead {
             path: shown.clone(),
             source,
         })?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            ClientBuildError::CaFileContent {
-                path: shown.clone(),
-                source: Some(e),
-            }
+        let blocks = pem::parse_many(&pem).map_err(|e| ClientBuildError::CaFileContent {
+            path: shown.clone(),
+            reason: e.to_string(),
         })?;
-        if certs.is_empty() {
+        let (added, ignored) = roots.add_parsable_certificates(
+            blocks
+                .into_iter()
+                .filter(|p| p.tag() == "CERTIFICATE")
+                .map(|p| rustls::pki_types::CertificateDer::from(p.into_contents())),
+        );
+        if added == 0 || ignored > 0 {
             return Err(ClientBuildError::CaFileContent {
                 path: shown,
-                source: None,
+                reason: format!("{added} usable CA certificates, {ignored} unusable"),
             });
         }
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
-        }
     }
-    builder.build().map_err(ClientBuildError::Build)
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| ClientBuildError::Tls(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .connect_timeout(settings.connect_timeout)
+        .timeout(settings.timeout)
+        .pool_idle_timeout(Duration::from_secs(50))
+        .tcp_keepalive(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .user_agent(concat!("certbound/", env!("CARGO_PKG_VERSION")))
+        .tls_backend_preconfigured(tls)
+        .build()
+        .map_err(ClientBuildError::Build)
 }
 
 /// Maps a reqwest failure to what we report.
