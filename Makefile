@@ -11,12 +11,14 @@ CARGO ?= cargo
 # Recipes run them from here, ahead of any other version on PATH.
 TOOLS_BIN := $(CURDIR)/.tools/venv/bin
 
-.PHONY: help deps build release lambda-build lint unit reference-diff cfn-lint lambda-test e2e test demo bench bench-compare load stack-up stack-down clean
+.PHONY: help deps build release lambda-build lint unit reference-diff cfn-lint lambda-test e2e test demo bench callgrind churn bench-compare load stack-up stack-down clean
 
 help:
 	@echo "make demo         run the local stack and print the binding matrix"
 	@echo "make test         fmt + clippy + unit/integration tests + cfn-lint + Lambda runtime tests + end-to-end"
 	@echo "make bench        criterion benchmarks of the core (no network)"
+	@echo "make callgrind    instructions per cached decision (valgrind)"
+	@echo "make churn        1 000 000 distinct tokens through serve with the cache on (RSS)"
 	@echo "make bench-compare  certbound vs Authlete's Python reference, both as Lambda functions (BENCH_COMPARE_FLAGS=--quick)"
 	@echo "make load         load script against the running local stack (scripts/load.sh)"
 	@echo "make stack-up / stack-down   the local stack alone"
@@ -68,6 +70,18 @@ demo: deps release
 
 bench:
 	$(CARGO) bench --bench core
+
+# Instructions per cached decision (REST event -> Allow policy, cache hit):
+# stable under noise, unlike time.
+callgrind:
+	$(CARGO) bench --bench hotpath --no-run
+	valgrind --tool=callgrind --callgrind-out-file=target/callgrind.out \
+	  $$(ls -t target/release/deps/hotpath-* | grep -v '\.d$$' | head -n1) 2000 2>&1 \
+	  | awk '/refs:/ {gsub(",", "", $$4); printf "callgrind: %d instructions per cached decision (2000 decisions)\n", $$4 / 2000}'
+
+# Memory under churn: 1 000 000 distinct tokens through serve, cache on.
+churn: release
+	scripts/churn.sh
 
 # certbound's release bootstrap and Authlete's Python Authorizer (authlete
 # 1.3.0 under awslambdaric, pins in scripts/bench-compare-requirements.txt,
