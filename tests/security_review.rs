@@ -306,22 +306,9 @@ async fn f2_xfcc_uses_the_last_element_only() {
         element(&victim, "client"),
         element(&attacker, "gw")
     );
-    let (status, h) = raw_call(
-        &base,
-        &req(
-            "GET",
-            "/ext_authz/example",
-            &[
-                ("Authorization", bearer()),
-                ("X-Forwarded-Client-Cert", forged),
-            ],
-        ),
-    )
-    .await;
     assert_eq!(
-        (status, reason_header(&h)),
-        (401, "cert_mismatch".into()),
-        "{h}"
+        xfcc_call(&base, &[forged]).await,
+        (401, "cert_mismatch".into())
     );
     // The victim's own connection: the last element is theirs.
     let honest = format!(
@@ -329,49 +316,31 @@ async fn f2_xfcc_uses_the_last_element_only() {
         element(&attacker, "client"),
         element(&victim, "gw")
     );
-    let (status, _) = raw_call(
-        &base,
-        &req(
-            "GET",
-            "/ext_authz/example",
-            &[
-                ("Authorization", bearer()),
-                ("X-Forwarded-Client-Cert", honest),
-            ],
-        ),
-    )
-    .await;
-    assert_eq!(status, 200);
+    assert_eq!(xfcc_call(&base, &[honest]).await.0, 200);
     // Unbalanced quotes in a client element cannot shift the split.
     let unbalanced = format!("By=\"x;Cert=junk,{}", element(&victim, "gw"));
-    let (status, h) = raw_call(
-        &base,
-        &req(
-            "GET",
-            "/ext_authz/example",
-            &[
-                ("Authorization", bearer()),
-                ("X-Forwarded-Client-Cert", unbalanced),
-            ],
-        ),
-    )
-    .await;
-    assert_eq!((status, reason_header(&h)), (401, "cert_unreadable".into()));
+    assert_eq!(
+        xfcc_call(&base, &[unbalanced]).await,
+        (401, "cert_unreadable".into())
+    );
     // Two XFCC headers: refused.
-    let (status, h) = raw_call(
-        &base,
-        &req(
-            "GET",
-            "/ext_authz/example",
-            &[
-                ("Authorization", bearer()),
-                ("X-Forwarded-Client-Cert", element(&victim, "a")),
-                ("X-Forwarded-Client-Cert", element(&victim, "b")),
-            ],
-        ),
-    )
-    .await;
-    assert_eq!((status, reason_header(&h)), (401, "cert_unreadable".into()));
+    let two = [element(&victim, "a"), element(&victim, "b")];
+    assert_eq!(
+        xfcc_call(&base, &two).await,
+        (401, "cert_unreadable".into())
+    );
+}
+
+/// `GET /ext_authz/example` with a token and these XFCC header values.
+async fn xfcc_call(base: &str, values: &[String]) -> (u16, String) {
+    let mut headers = vec![("Authorization", bearer())];
+    headers.extend(
+        values
+            .iter()
+            .map(|v| ("X-Forwarded-Client-Cert", v.clone())),
+    );
+    let (status, h) = raw_call(base, &req("GET", "/ext_authz/example", &headers)).await;
+    (status, reason_header(&h))
 }
 
 #[tokio::test]

@@ -1,34 +1,19 @@
 //! Criterion benchmarks of the core, no network: certificate decoding and
 //! thumbprint, event → AuthRequest, the whole flow with an in-memory
-//! introspector, and the flow with JWT access tokens (RS256, ES256) whose
-//! JWKS was fetched once from a loopback server. Run: `make bench`.
+//! introspector (with and without the answer cache), and the flow with JWT
+//! access tokens (RS256, ES256) whose JWKS was fetched once from a loopback
+//! server. Run: `make bench`.
+
+mod support;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use certbound::cert::{CertFormat, ClientCert};
 use certbound::config::HttpApiResponse;
 use certbound::fronts::lambda::{handle_event, Event};
-use certbound::{
-    Action, Answer, IntrospectionError, IntrospectionRequest, IntrospectionResponse, Introspector,
-    Settings, StandardAuthorizer,
-};
+use certbound::{Settings, StandardAuthorizer};
 use criterion::{criterion_group, criterion_main, Criterion};
-
-const EVENT: &str = include_str!("../../events/rest-request.json");
-
-/// The allocator the binary uses (`src/main.rs`).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-struct Fixed(Answer);
-
-#[async_trait]
-impl Introspector for Fixed {
-    async fn introspect(&self, _: &IntrospectionRequest) -> Result<Answer, IntrospectionError> {
-        Ok(self.0.clone())
-    }
-}
+use support::EVENT;
 
 fn pem() -> String {
     let event: serde_json::Value = serde_json::from_str(EVENT).unwrap();
@@ -69,15 +54,7 @@ fn flow(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let mut ok = IntrospectionResponse::new(Action::Ok);
-    ok.result_code = Some("A056001".into());
-    ok.subject = Some("john".into());
-    ok.client_id = Some("1234".into());
-    ok.scopes = Some(vec!["accounts".into()]);
-    ok.expires_at_ms = Some(4_102_444_800_000);
-    ok.certificate_thumbprint = Some("t9i3fFFsi40iaYFo6grXDTsBiCbSEynf5czFoatax44".into());
-    let answer = Answer::Decided(ok);
-    let authorizer = StandardAuthorizer::new(Arc::new(Fixed(answer.clone())), Settings::default());
+    let authorizer = support::uncached();
     let raw: serde_json::Value = serde_json::from_str(EVENT).unwrap();
     let allowed = rt
         .block_on(handle_event(
@@ -101,16 +78,7 @@ fn flow(c: &mut Criterion) {
     });
     // The same AS answer behind the cache: every iteration after the first
     // is a hit (key = token, certificate, scopes).
-    let cached = StandardAuthorizer::new(
-        Arc::new(certbound::cache::CachedBackend::new(
-            Arc::new(Fixed(answer)),
-            certbound::cache::CacheSettings {
-                ttl: std::time::Duration::from_secs(3600),
-                ..Default::default()
-            },
-        )),
-        Settings::default(),
-    );
+    let cached = support::cached();
     let allowed = rt
         .block_on(handle_event(
             &cached,
