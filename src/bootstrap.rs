@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::authorizer::StandardAuthorizer;
 use crate::backends::authlete::AuthleteIntrospector;
 use crate::backends::jwt::JwtBackend;
+use crate::backends::limit::InflightLimit;
 use crate::backends::rfc7662::Rfc7662Introspector;
 use crate::backends::Introspector;
 use crate::cache::CachedBackend;
@@ -47,15 +48,25 @@ pub async fn load_config(env: &Env<'_>) -> Result<Config, StartError> {
     Ok(config)
 }
 
-/// Builds the backend a configuration names, over one shared HTTP client,
-/// behind the cache when one is configured.
-pub fn backend(config: &Config) -> Result<Arc<dyn Introspector>, StartError> {
+/// The backend a configuration names, over one shared HTTP client, alone:
+/// no in-flight cap, no cache (`certbound explain`).
+pub fn bare_backend(config: &Config) -> Result<Arc<dyn Introspector>, StartError> {
     let client = build_client(&config.http)?;
-    let backend: Arc<dyn Introspector> = match &config.backend {
+    Ok(match &config.backend {
         BackendConfig::Authlete(c) => Arc::new(AuthleteIntrospector::new(client, c.clone())),
         BackendConfig::Rfc7662(c) => Arc::new(Rfc7662Introspector::new(client, c.clone())),
         BackendConfig::Jwt(c) => Arc::new(JwtBackend::new(client, c.clone())),
-    };
+    })
+}
+
+/// Builds the backend a configuration names behind the in-flight cap
+/// (`CERTBOUND_MAX_INFLIGHT`) and, when one is configured, the cache — in
+/// that order, so that answers from the cache never wait for a permit.
+pub fn backend(config: &Config) -> Result<Arc<dyn Introspector>, StartError> {
+    let backend: Arc<dyn Introspector> = Arc::new(InflightLimit::new(
+        bare_backend(config)?,
+        config.max_inflight,
+    ));
     Ok(if config.cache.enabled() {
         Arc::new(CachedBackend::new(backend, config.cache))
     } else {

@@ -118,6 +118,42 @@ pub struct ServeConfig {
     /// Envoy: the `path_prefix` of the `http_service` (stripped from the
     /// path; requests outside it are not authorization requests).
     pub path_prefix: Option<String>,
+    /// What one client connection may cost.
+    pub limits: ServeLimits,
+}
+
+/// Bounds on what clients of `certbound serve` may hold or send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// A request's headers must arrive within this time, counted from the
+    /// end of the previous answer on a kept-alive connection (so it is the
+    /// idle timeout too): slowloris. `CERTBOUND_HEADER_READ_TIMEOUT_S`,
+    /// default 10 s.
+    pub header_read_timeout: Duration,
+    /// Request line + headers, bytes; beyond: 431.
+    /// `CERTBOUND_MAX_HEADER_BYTES`, default 32 KiB.
+    pub max_header_bytes: usize,
+    /// Number of header fields; beyond: 431. `CERTBOUND_MAX_HEADERS`,
+    /// default 100.
+    pub max_headers: usize,
+    /// Open client connections; a connection beyond it is answered 503
+    /// (`overloaded`) and closed. `CERTBOUND_MAX_CONNECTIONS`, default 10 000.
+    pub max_connections: usize,
+    /// On SIGTERM: how long requests in flight may take to finish.
+    /// `CERTBOUND_SHUTDOWN_GRACE_S`, default 10 s.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 32 * 1024,
+            max_headers: 100,
+            max_connections: 10_000,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Everything certbound reads from the environment.
@@ -137,6 +173,9 @@ pub struct Config {
     pub serve: ServeConfig,
     /// The answer cache (off when its TTL is 0).
     pub cache: CacheSettings,
+    /// Calls to the backend in flight at most (`CERTBOUND_MAX_INFLIGHT`,
+    /// default 256); beyond: refused at once (`overloaded`).
+    pub max_inflight: usize,
 }
 
 fn is_loopback(url: &reqwest::Url) -> bool {
@@ -227,6 +266,33 @@ impl<'a> Env<'a> {
             return Err(invalid(var, format!("{ms} ms is outside 1..=60000")));
         }
         Ok(Duration::from_millis(ms))
+    }
+
+    /// A whole number in `range`, or `default` when unset.
+    fn whole(
+        &self,
+        var: &'static str,
+        range: std::ops::RangeInclusive<u64>,
+        default: u64,
+    ) -> Result<u64, ConfigError> {
+        match self.get(var) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| range.contains(n))
+                .ok_or_else(|| {
+                    invalid(
+                        var,
+                        format!(
+                            "{v:?} is not a whole number in {}..={}",
+                            range.start(),
+                            range.end()
+                        ),
+                    )
+                }),
+        }
     }
 
     fn url(&self, var: &'static str) -> Result<String, ConfigError> {
@@ -327,6 +393,7 @@ impl Config {
             scope_rules,
             serve: serve(env)?,
             cache: cache(env)?,
+            max_inflight: env.whole("CERTBOUND_MAX_INFLIGHT", 1..=100_000, 256)? as usize,
         })
     }
 }
@@ -482,11 +549,37 @@ fn serve(env: &Env<'_>) -> Result<ServeConfig, ConfigError> {
         }
         (_, None) => None,
     };
+    let d = ServeLimits::default();
+    let limits = ServeLimits {
+        header_read_timeout: Duration::from_secs(env.whole(
+            "CERTBOUND_HEADER_READ_TIMEOUT_S",
+            1..=300,
+            d.header_read_timeout.as_secs(),
+        )?),
+        // hyper's smallest read buffer is 8 KiB.
+        max_header_bytes: env.whole(
+            "CERTBOUND_MAX_HEADER_BYTES",
+            8192..=1 << 20,
+            d.max_header_bytes as u64,
+        )? as usize,
+        max_headers: env.whole("CERTBOUND_MAX_HEADERS", 8..=1000, d.max_headers as u64)? as usize,
+        max_connections: env.whole(
+            "CERTBOUND_MAX_CONNECTIONS",
+            1..=1_000_000,
+            d.max_connections as u64,
+        )? as usize,
+        shutdown_grace: Duration::from_secs(env.whole(
+            "CERTBOUND_SHUTDOWN_GRACE_S",
+            0..=300,
+            d.shutdown_grace.as_secs(),
+        )?),
+    };
     Ok(ServeConfig {
         proxy,
         cert_format,
         cert_header,
         path_prefix,
+        limits,
     })
 }
 

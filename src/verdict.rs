@@ -136,6 +136,10 @@ pub enum Reason {
     AsError,
     /// The event or proxied request is not understood.
     EventInvalid,
+    /// Too many calls to the authorization server are in flight
+    /// (`CERTBOUND_MAX_INFLIGHT`): refused at once instead of queued
+    /// (`certbound serve` answers 503).
+    Overloaded,
 }
 
 impl Reason {
@@ -159,6 +163,7 @@ impl Reason {
             Reason::AsUnavailable => "as_unavailable",
             Reason::AsError => "as_error",
             Reason::EventInvalid => "event_invalid",
+            Reason::Overloaded => "overloaded",
         }
     }
 }

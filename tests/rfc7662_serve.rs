@@ -367,10 +367,16 @@ fn rfc7662_env(base: &str, extra: &[(&str, &str)]) -> HashMap<String, String> {
 
 async fn serve(env: &HashMap<String, String>) -> String {
     let (config, authorizer) = authorizer(env);
+    let limits = config.serve.limits;
     let app = certbound::fronts::http::router(Arc::new(authorizer), config.serve);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    tokio::spawn(certbound::fronts::http::run(
+        listener,
+        app,
+        limits,
+        std::future::pending(),
+    ));
     format!("http://{addr}")
 }
 

@@ -13,6 +13,7 @@ pub mod authlete;
 pub mod jwks;
 pub mod jws;
 pub mod jwt;
+pub mod limit;
 pub mod memory;
 pub mod rfc7662;
 
@@ -233,6 +234,13 @@ pub enum IntrospectionError {
     /// Any other transport failure.
     #[error("the request to the authorization server failed: {0}")]
     Transport(#[source] TransportError),
+    /// Too many calls to the authorization server are already in flight
+    /// (`CERTBOUND_MAX_INFLIGHT`): not sent, refused at once.
+    #[error("not sent: {limit} calls to the authorization server are already in flight")]
+    Overloaded {
+        /// The configured limit.
+        limit: usize,
+    },
 }
 
 impl IntrospectionError {
@@ -245,6 +253,7 @@ impl IntrospectionError {
             Self::InvalidResponse(_) => "invalid_response",
             Self::UnknownAction(_) => "unknown_action",
             Self::Transport(_) => "transport",
+            Self::Overloaded { .. } => "overloaded",
         }
     }
 
@@ -255,6 +264,7 @@ impl IntrospectionError {
             Self::Status { .. } | Self::InvalidResponse(_) | Self::UnknownAction(_) => {
                 Reason::AsError
             }
+            Self::Overloaded { .. } => Reason::Overloaded,
         }
     }
 }

@@ -20,16 +20,21 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::Semaphore;
 
 use crate::authorizer::{authorize, Authorizer};
 use crate::backends::Action;
 use crate::cert::CertError;
-use crate::config::{ProxyKind, ServeConfig};
+use crate::config::{ProxyKind, ServeConfig, ServeLimits};
 use crate::request::{
     credentials_from_headers, htu, single_header, AuthRequest, HeaderError, Headers, PresentedCert,
     Source,
@@ -173,6 +178,9 @@ async fn handle(State(front): State<Arc<Front>>, request: Request) -> Response {
 
 /// The HTTP status for a verdict: by action, whatever the policy setting.
 pub fn status(verdict: &Verdict) -> StatusCode {
+    if verdict.reason == Some(Reason::Overloaded) {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
     match verdict.action {
         Some(Action::Ok) => StatusCode::OK,
         Some(Action::BadRequest | Action::Unauthorized) => StatusCode::UNAUTHORIZED,
@@ -216,6 +224,12 @@ pub fn to_response(verdict: &Verdict) -> Response {
                 HeaderValue::from_static(reason.as_str()),
             );
         }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from_static("1"),
+            );
+        }
     }
     if let Some(nonce) = verdict.dpop_nonce.as_deref().and_then(header_value) {
         headers.insert(HeaderName::from_static("dpop-nonce"), nonce);
@@ -224,9 +238,11 @@ pub fn to_response(verdict: &Verdict) -> Response {
         String::new()
     } else {
         // The action, not the Lambda decision: in policy mode a 401 is a "Deny".
-        let action = verdict
-            .action
-            .map_or("INTROSPECTION_FAILED", |a| a.as_str());
+        let action = match (verdict.action, verdict.reason) {
+            (Some(a), _) => a.as_str(),
+            (None, Some(Reason::Overloaded)) => "OVERLOADED",
+            (None, _) => "INTROSPECTION_FAILED",
+        };
         format!("{action}\n")
     };
     (status, headers, body).into_response()
@@ -237,25 +253,109 @@ fn header_value(v: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(&clean).ok()
 }
 
-/// Serves until SIGTERM / Ctrl-C.
+/// The answer to a connection beyond `CERTBOUND_MAX_CONNECTIONS`: written
+/// without reading anything, then the connection is closed.
+const OVERLOADED_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+content-type: text/plain\r\nx-certbound-reason: overloaded\r\nretry-after: 1\r\n\
+connection: close\r\ncontent-length: 11\r\n\r\nOVERLOADED\n";
+
+/// Serves until SIGTERM / Ctrl-C, then drains (see [`run`]).
 pub async fn serve(
     authorizer: Arc<dyn Authorizer>,
     serve: ServeConfig,
     listen: SocketAddr,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
+    let limits = serve.limits;
     tracing::info!(
         listen = %listener.local_addr()?,
         proxy = ?serve.proxy,
         cert_format = %serve.cert_format,
         cert_header = %serve.cert_header,
+        header_read_timeout_s = limits.header_read_timeout.as_secs(),
+        max_header_bytes = limits.max_header_bytes,
+        max_connections = limits.max_connections,
         "certbound serve ready"
     );
-    axum::serve(listener, router(authorizer, serve))
-        .with_graceful_shutdown(shutdown())
-        .await
+    run(listener, router(authorizer, serve), limits, shutdown()).await;
+    Ok(())
 }
 
+/// The accept loop, with the bounds of [`ServeLimits`]:
+///
+/// - each connection: HTTP/1.1, headers within `header_read_timeout`
+///   (also the keep-alive idle timeout), at most `max_header_bytes` /
+///   `max_headers` (431 beyond); a request body is never read (hyper
+///   discards a small one and closes the connection on a large one);
+/// - at most `max_connections` open: one more is answered 503
+///   (`overloaded`) and closed at once, nothing queues in certbound;
+/// - when `stop` completes: the listener closes (new connections are
+///   refused), requests in flight finish (their connections then close,
+///   idle ones close at once), for at most `shutdown_grace`.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: ServeLimits,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_header_size(limits.max_header_bytes)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .max_headers(limits.max_headers);
+    let open = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(stop);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors or memory: back off instead
+                    // of spinning; the connections in the backlog wait.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            tracing::warn!(
+                reason = Reason::Overloaded.as_str(),
+                max_connections = limits.max_connections,
+                "connection refused: too many open connections"
+            );
+            let _ = stream.try_write(OVERLOADED_RESPONSE);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let connection =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let open_now = limits.max_connections - open.available_permits();
+    tracing::info!(
+        connections = open_now,
+        grace_s = limits.shutdown_grace.as_secs(),
+        "stopping: no new connections; draining"
+    );
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("stopped: all connections drained"),
+        () = tokio::time::sleep(limits.shutdown_grace) => tracing::warn!(
+            connections = limits.max_connections - open.available_permits(),
+            "stopped: grace period over, connections dropped"
+        ),
+    }
+}
 async fn shutdown() {
     #[cfg(unix)]
     if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
