@@ -329,6 +329,9 @@ fn build_context(
             if let Some(reason) = r.reason {
                 ctx.insert("reason".into(), reason.as_str().into());
             }
+            if let Some(code) = &r.result_code {
+                ctx.insert("resultCode".into(), code.as_str().into());
+            }
             if let Some(m) = &r.result_message {
                 ctx.insert("resultMessage".into(), m.as_str().into());
             }

@@ -140,6 +140,7 @@ async fn context_holds_flat_values_and_no_nulls() {
     assert_eq!(ctx["exp"], EXPIRES_AT_MS / 1000);
     assert_eq!(ctx["action"], "OK");
     assert_eq!(ctx["resultMessage"], "[A056001] The access token is valid.");
+    assert_eq!(ctx["resultCode"], "A056001", "Authlete's code kept");
     assert_eq!(ctx["cert_thumbprint"], cert.openssl_thumbprint.as_str());
     assert!(ctx.get("challenge").is_none(), "no challenge on Allow");
     assert!(ctx.get("reason").is_none(), "no reason on Allow");
