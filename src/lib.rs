@@ -20,6 +20,7 @@ pub mod cache;
 pub mod cert;
 pub mod config;
 pub mod decision;
+pub mod explain;
 pub mod fronts;
 pub mod logging;
 pub mod request;

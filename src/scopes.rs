@@ -100,6 +100,8 @@ struct Compiled {
     method: Option<String>,
     pattern: Vec<Pattern>,
     scopes: Vec<String>,
+    /// The rule as written (for `certbound explain`).
+    source: Rule,
 }
 
 /// An ordered list of validated rules.
@@ -162,11 +164,20 @@ impl ScopeRules {
     /// The scopes of the first rule matching `method` and `target`; `None`
     /// when no rule matches.
     pub fn required(&self, method: &str, target: &RouteTarget) -> Option<Vec<String>> {
+        self.matching(method, target).map(|(_, r)| r.scopes.clone())
+    }
+
+    /// The first rule matching `method` and `target`, with its position
+    /// (1-based, as in start-up errors).
+    pub fn matching(&self, method: &str, target: &RouteTarget) -> Option<(usize, &Rule)> {
         let method = method.to_ascii_uppercase();
         self.rules
             .iter()
-            .find(|r| method_matches(r.method.as_deref(), &method) && matches(&r.pattern, target))
-            .map(|r| r.scopes.clone())
+            .enumerate()
+            .find(|(_, r)| {
+                method_matches(r.method.as_deref(), &method) && matches(&r.pattern, target)
+            })
+            .map(|(i, r)| (i + 1, &r.source))
     }
 }
 
@@ -253,6 +264,7 @@ fn compile(rule: &Rule) -> Result<Compiled, String> {
         method,
         pattern,
         scopes: rule.scopes.clone(),
+        source: rule.clone(),
     })
 }
 

@@ -1,4 +1,4 @@
-//! Command line: `invoke`, `thumbprint`, `serve`, `lambda`.
+//! Command line: `invoke`, `thumbprint`, `serve`, `lambda`, `explain`.
 //!
 //! Exit codes: 0 success; 1 the handler failed (`invoke`: the error JSON is
 //! on stdout); 2 usage or configuration error (message on stderr).
@@ -54,6 +54,18 @@ enum Command {
     },
     /// Serve the Lambda Runtime API (automatic when AWS_LAMBDA_RUNTIME_API is set).
     Lambda,
+    /// Explain, step by step, what certbound decides for one event or one
+    /// proxied HTTP request (the real configuration and backend; the token
+    /// and secrets are never printed). Exit 0 on Allow, 1 otherwise.
+    Explain {
+        /// A Lambda authorizer event (JSON file, or `-` for stdin).
+        #[arg(long, conflicts_with = "request", required_unless_present = "request")]
+        event: Option<String>,
+        /// A raw HTTP/1.1 request as the proxy sends it to `certbound
+        /// serve` (request line and headers; file, or `-` for stdin).
+        #[arg(long)]
+        request: Option<String>,
+    },
 }
 
 /// Entry point of the binary: parses the command line, then runs the
@@ -108,6 +120,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             } => thumbprint(&file, cognito_attribute.as_deref()),
             Command::Serve { listen } => serve(listen).await,
             Command::Lambda => lambda(handler).await,
+            Command::Explain { event, request } => explain(event, request).await,
         }
     })
 }
@@ -258,6 +271,46 @@ async fn serve(listen: SocketAddr) -> ExitCode {
     match crate::fronts::http::serve(Arc::new(authorizer), config.serve, listen).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => usage_error(&format!("cannot serve on {listen}: {e}")),
+    }
+}
+
+async fn explain(event: Option<String>, request: Option<String>) -> ExitCode {
+    let (file, is_event) = match (event, request) {
+        (Some(f), _) => (f, true),
+        (None, Some(f)) => (f, false),
+        (None, None) => return usage_error("explain needs --event FILE or --request FILE"),
+    };
+    let bytes = match read_input(&file) {
+        Ok(b) => b,
+        Err(e) => return usage_error(&format!("cannot read {file}: {e}")),
+    };
+    let config = match crate::bootstrap::load_config(&crate::config::Env::process()).await {
+        Ok(c) => c,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    let backend = match crate::bootstrap::bare_backend(&config) {
+        Ok(b) => b,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    let parsed = if is_event {
+        crate::explain::request_from_event(&bytes)
+    } else {
+        crate::explain::request_from_http(&bytes, &config.serve)
+    };
+    let (request, origin) = match parsed {
+        Ok(r) => r,
+        Err(why) => {
+            println!("certbound explain: {file}\n\n1. not understood: {why}\n\n5. outcome\n   InternalServerError (reason event_invalid; certbound serve: HTTP 500)");
+            return ExitCode::from(1);
+        }
+    };
+    let explained =
+        crate::explain::explain(&config, backend, &request, &format!("{origin} ({file})")).await;
+    print!("{}", explained.text);
+    if explained.verdict.decision == crate::verdict::Decision::Allow {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 
