@@ -11,7 +11,7 @@ CARGO ?= cargo
 # Recipes run them from here, ahead of any other version on PATH.
 TOOLS_BIN := $(CURDIR)/.tools/venv/bin
 
-.PHONY: help deps build release lambda-build lint unit reference-diff cfn-lint lambda-test e2e test demo bench callgrind churn bench-compare load stack-up stack-down clean
+.PHONY: help deps build release lambda-build lint unit reference-diff cfn-lint lambda-test e2e test demo bench callgrind churn bench-compare load abuse stack-up stack-down clean
 
 help:
 	@echo "make demo         run the local stack and print the binding matrix"
@@ -21,6 +21,7 @@ help:
 	@echo "make churn        1 000 000 distinct tokens through serve with the cache on (RSS)"
 	@echo "make bench-compare  certbound vs Authlete's Python reference, both as Lambda functions (BENCH_COMPARE_FLAGS=--quick)"
 	@echo "make load         load script against the running local stack (scripts/load.sh)"
+	@echo "make abuse        serve under abuse: 10 000 connections, slowloris, a slow AS (scripts/abuse.py)"
 	@echo "make stack-up / stack-down   the local stack alone"
 
 # System packages (apt) and node_modules (npm ci) when missing; the pinned
@@ -70,6 +71,11 @@ demo: deps release
 
 bench:
 	$(CARGO) bench --bench core
+
+# certbound serve under abuse (memory with 10 000 connections, slowloris, the
+# connection and in-flight caps, a slow AS); prints what it measured.
+abuse: release
+	python3 scripts/abuse.py --bin target/release/certbound
 
 # Instructions per cached decision (REST event -> Allow policy, cache hit):
 # stable under noise, unlike time.

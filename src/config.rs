@@ -137,7 +137,9 @@ pub struct ServeLimits {
     /// default 100.
     pub max_headers: usize,
     /// Open client connections; a connection beyond it is answered 503
-    /// (`overloaded`) and closed. `CERTBOUND_MAX_CONNECTIONS`, default 10 000.
+    /// (`overloaded`) and closed. `CERTBOUND_MAX_CONNECTIONS`, default 4096
+    /// (each costs about 27 KiB: hyper's read and write buffers and the
+    /// task; a proxy in front keeps a pool of a few dozen).
     pub max_connections: usize,
     /// On SIGTERM: how long requests in flight may take to finish.
     /// `CERTBOUND_SHUTDOWN_GRACE_S`, default 10 s.
@@ -150,7 +152,7 @@ impl Default for ServeLimits {
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 32 * 1024,
             max_headers: 100,
-            max_connections: 10_000,
+            max_connections: 4096,
             shutdown_grace: Duration::from_secs(10),
         }
     }

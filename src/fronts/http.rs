@@ -259,13 +259,26 @@ const OVERLOADED_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
 content-type: text/plain\r\nx-certbound-reason: overloaded\r\nretry-after: 1\r\n\
 connection: close\r\ncontent-length: 11\r\n\r\nOVERLOADED\n";
 
+/// Connections the kernel may queue before `accept`.
+const LISTEN_BACKLOG: u32 = 1024;
+
 /// Serves until SIGTERM / Ctrl-C, then drains (see [`run`]).
 pub async fn serve(
     authorizer: Arc<dyn Authorizer>,
     serve: ServeConfig,
     listen: SocketAddr,
 ) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let socket = if listen.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(listen)?;
+    // Tokio's `TcpListener::bind` uses a backlog of 128: a burst of new
+    // connections then overflows it and clients wait a 1 s SYN
+    // retransmission. The kernel caps this at `net.core.somaxconn`.
+    let listener = socket.listen(LISTEN_BACKLOG)?;
     let limits = serve.limits;
     tracing::info!(
         listen = %listener.local_addr()?,
@@ -306,6 +319,7 @@ pub async fn run(
         .max_headers(limits.max_headers);
     let open = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
+    let (mut refused, mut last_refusal_log) = (0u64, None);
     tokio::pin!(stop);
     loop {
         let (stream, _peer) = tokio::select! {
@@ -322,12 +336,21 @@ pub async fn run(
             () = &mut stop => break,
         };
         let Ok(permit) = open.clone().try_acquire_owned() else {
-            tracing::warn!(
-                reason = Reason::Overloaded.as_str(),
-                max_connections = limits.max_connections,
-                "connection refused: too many open connections"
-            );
             let _ = stream.try_write(OVERLOADED_RESPONSE);
+            // One line a second at most, however hard the flood.
+            refused += 1;
+            if last_refusal_log
+                .is_none_or(|t: std::time::Instant| t.elapsed() >= Duration::from_secs(1))
+            {
+                tracing::warn!(
+                    reason = Reason::Overloaded.as_str(),
+                    max_connections = limits.max_connections,
+                    refused,
+                    "connections refused: too many open connections"
+                );
+                refused = 0;
+                last_refusal_log = Some(std::time::Instant::now());
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);
