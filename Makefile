@@ -11,7 +11,7 @@ CARGO ?= cargo
 # Recipes run them from here, ahead of any other version on PATH.
 TOOLS_BIN := $(CURDIR)/.tools/venv/bin
 
-.PHONY: help deps build release lambda-build lint unit reference-diff cfn-lint lambda-test e2e test demo bench callgrind churn bench-compare load abuse stack-up stack-down clean
+.PHONY: help deps build release lambda-build lint unit reference-diff cfn-lint lambda-test e2e scan-begin secret-scan test demo bench callgrind churn bench-compare load abuse stack-up stack-down clean
 
 help:
 	@echo "make demo         run the local stack and print the binding matrix"
@@ -56,14 +56,36 @@ reference-diff: build
 cfn-lint: deps
 	$(TOOLS_BIN)/cfn-lint template.yaml
 
+# Outputs captured for the secret scan (make test).
+SCAN_DIR := $(CURDIR)/target/secret-scan
+
 lambda-test: lambda-build
-	python3 scripts/lambda_runtime_test.py --bin target/lambda/certbound/bootstrap
+	@mkdir -p $(SCAN_DIR)
+	set -o pipefail; python3 scripts/lambda_runtime_test.py --bin target/lambda/certbound/bootstrap 2>&1 \
+	  | tee $(SCAN_DIR)/lambda-test.out
 
 # The stack runs the same binary the Lambda test used (one release build).
 e2e: lambda-build
-	CERTBOUND_BIN=$(CURDIR)/target/lambda/certbound/bootstrap scripts/e2e.sh
+	@mkdir -p $(SCAN_DIR)
+	set -o pipefail; CERTBOUND_BIN=$(CURDIR)/target/lambda/certbound/bootstrap scripts/e2e.sh 2>&1 \
+	  | tee $(SCAN_DIR)/e2e.out
 
-test: deps lint unit reference-diff cfn-lint lambda-test e2e
+# No secret in any output: make test runs the Lambda runtime tests and the
+# end-to-end matrix at RUST_LOG=debug; every script records the secrets it
+# handles in $(SCAN_DIR)/secrets.tsv; secret-scan then looks for them in
+# their captured output and in every log written since scan-begin.
+SCAN_LOGS := $(CURDIR)/.stack/logs $(CURDIR)/target/*.log
+scan-begin:
+	@rm -rf $(SCAN_DIR) && mkdir -p $(SCAN_DIR)
+	@python3 scripts/secret_scan.py mark --state $(SCAN_DIR)/marks.json $(SCAN_LOGS)
+
+secret-scan:
+	python3 scripts/secret_scan.py scan --state $(SCAN_DIR)/marks.json --secrets $(SCAN_DIR)/secrets.tsv \
+	  --stack-dir $(CURDIR)/.stack --pem-source events/*.json -- $(SCAN_DIR)/*.out $(SCAN_LOGS)
+
+test: export RUST_LOG = debug
+test: export SECRET_SCAN_FILE = $(SCAN_DIR)/secrets.tsv
+test: deps lint unit reference-diff cfn-lint scan-begin lambda-test e2e secret-scan
 	@echo "make test: all green"
 
 demo: deps release

@@ -41,8 +41,11 @@ token_for() {
   curl "${TLS[@]}" "${CERT_ARGS[@]}" -o "$CASES_TMP/token.json" \
     -d grant_type=client_credentials -d "client_id=client-$who" -d "scope=$scope" "${resource[@]}" \
     "$STACK_AS_URL/token" 2>"$CASES_TMP/token.err" || true
-  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["access_token"])' \
-    "$CASES_TMP/token.json" 2>/dev/null || true
+  local token
+  token="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["access_token"])' \
+    "$CASES_TMP/token.json" 2>/dev/null || true)"
+  record_secret "access token (client-$who)" "$token"
+  printf '%s\n' "$token"
 }
 
 # revoke a|b TOKEN: revocation by the owning client (mTLS auth); prints the status.
@@ -154,7 +157,10 @@ invoke_reason() {
 
 # forge COMMAND TOKEN [ARG]: a forged variant of a real JWT (scripts/forge-jwt.mjs).
 forge() {
-  node "$REPO/scripts/forge-jwt.mjs" "$@" 2>"$CASES_TMP/forge.err" || echo "forge-failed"
+  local forged
+  forged="$(node "$REPO/scripts/forge-jwt.mjs" "$@" 2>"$CASES_TMP/forge.err" || echo "forge-failed")"
+  record_secret "forged JWT ($1)" "$forged"
+  printf '%s\n' "$forged"
 }
 
 # jwt_header_kid TOKEN: the kid in a JWT's header ("?" if it is not a JWT).

@@ -39,6 +39,15 @@ API_KEY, API_SECRET = "5593494639", "double-secret"
 EVENT_TOKEN = "Mx9c3Ufo1kcbl4Jd0Vn3nqGNM2vA3hT2-_8sWl2aHno"
 
 
+def record_secret(label, value):
+    """Remembers a secret for the scan at the end of `make test`
+    (scripts/secret_scan.py), when SECRET_SCAN_FILE is set."""
+    path = os.environ.get("SECRET_SCAN_FILE")
+    if path and value:
+        with open(path, "a") as f:
+            f.write(f"{label}\t{value}\n")
+
+
 def answer(action, **extra):
     contents = {
         "UNAUTHORIZED": 'Bearer error="invalid_token",error_description="[A065304] The access token does not exist."',
@@ -187,7 +196,8 @@ class Function:
             "MIMALLOC_ARENA_EAGER_COMMIT": "0",
             "AWS_LAMBDA_FUNCTION_NAME": "_",
             "AWS_LAMBDA_RUNTIME_API": f"http://127.0.0.1:{rt_port}/.rt",
-            "RUST_LOG": "info",
+            # make test runs this at debug (the secret scan reads the logs)
+            "RUST_LOG": os.environ.get("RUST_LOG", "info"),
         }
         full.update(env)
         self.started = time.perf_counter()
@@ -210,6 +220,8 @@ def main():
     args = ap.parse_args()
     if args.real_as:
         return real_as(args)
+    record_secret("access token (events/)", EVENT_TOKEN)
+    record_secret("Authlete API secret (double)", API_SECRET)
 
     double = ThreadingHTTPServer(("127.0.0.1", 0), AuthleteDouble)
     threading.Thread(target=double.serve_forever, daemon=True).start()
@@ -314,7 +326,9 @@ def stack_token(scope="api:read"):
          "--cert", os.environ["STACK_CLIENT_A_CERT"], "--key", os.environ["STACK_CLIENT_A_KEY"],
          "-d", "grant_type=client_credentials", "-d", "client_id=client-a", "-d", f"scope={scope}",
          os.environ["STACK_AS_URL"] + "/token"], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)["access_token"]
+    token = json.loads(out.stdout)["access_token"]
+    record_secret("access token (client-a, real AS)", token)
+    return token
 
 
 def stack_event(token, cert, method, path):

@@ -70,6 +70,14 @@ running() {
   echo "$pid"
 }
 
+# record_secret LABEL VALUE: remember a secret this run handles, for the scan
+# at the end of `make test` (scripts/secret_scan.py), when SECRET_SCAN_FILE is set.
+record_secret() {
+  if [ -n "${SECRET_SCAN_FILE:-}" ] && [ -n "${2:-}" ]; then
+    printf '%s\t%s\n' "$1" "$2" >>"$SECRET_SCAN_FILE"
+  fi
+}
+
 # start_bg NAME LOG CMD...: start CMD detached (own session), stdout+stderr to LOG.
 start_bg() {
   local name="$1" logfile="$2"
