@@ -107,6 +107,25 @@ echoed() {
     "$GW_BODY" "$1" 2>/dev/null || echo "?"
 }
 
+# explain_stolen TOKEN: `certbound explain` on a REST event carrying TOKEN
+# (bound to A's certificate) and B's certificate. Prints "exit N, <what step 4
+# says>" with the thumbprints replaced by A/B, and "TOKEN SHOWN" if the token
+# appears anywhere in the output.
+explain_stolen() {
+  local event="$CASES_TMP/explain.json" rc=0 a b
+  python3 "$REPO/scripts/make-event.py" "$1" "$STACK_CLIENT_B_CERT" GET /example "$event" \
+    || { echo "error: make-event.py failed"; return; }
+  run_certbound explain --event "$event" >"$CASES_TMP/explain.out" 2>"$CASES_TMP/explain.err" || rc=$?
+  a="$(thumbprint "$STACK_CLIENT_A_CERT")"
+  b="$(thumbprint "$STACK_CLIENT_B_CERT")"
+  if grep -qF -- "$1" "$CASES_TMP/explain.out" "$CASES_TMP/explain.err"; then
+    echo "TOKEN SHOWN"
+    return
+  fi
+  printf 'exit %s, %s\n' "$rc" "$(grep -A1 '^4. decided by' "$CASES_TMP/explain.out" | tail -n1 \
+    | sed -e 's/^ *//' -e "s/$a/A/g" -e "s/$b/B/g")"
+}
+
 # invoke_effect TOKEN CERT_FILE METHOD PATH [RUNNER...]: run `certbound invoke`
 # (same environment as serve) on a REST REQUEST event; prints the policy
 # Effect, or "error: ..." when there is none. RUNNER: run_certbound (default),
@@ -228,6 +247,11 @@ run_matrix() {
   gw GET /example b "$token_a"
   check "GET /example   cert B, token A" 401 "$GW_STATUS" "$(challenge_detail)"
   [ "$mode" != full ] || check "  exactly one WWW-Authenticate on 401" 1 "$GW_CHALLENGES" "$(challenge_detail)"
+  if [ "$mode" = full ]; then
+    check "certbound explain: token A, cert B (why was it refused?)" \
+      "exit 1, cert_mismatch: the token is bound to x5t#S256 A, the request presented B" \
+      "$(explain_stolen "$token_a")"
+  fi
 
   gw GET /example none "$token_a"
   check "GET /example   no cert, token A" 401 "$GW_STATUS" "$(challenge_detail)"

@@ -183,7 +183,11 @@ fn extracted(out: &mut String, request: &AuthRequest) {
             .iter()
             .map(|(k, v)| format!("{k}={}", clip(v, 60)))
             .collect();
-        let _ = writeln!(out, "   route         {route} {}", params.join(" "));
+        if params.is_empty() {
+            let _ = writeln!(out, "   route         {route}");
+        } else {
+            let _ = writeln!(out, "   route         {route} {}", params.join(" "));
+        }
     }
     match &request.credentials {
         Ok(c) => {
