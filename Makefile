@@ -11,11 +11,12 @@ CARGO ?= cargo
 # Recipes run them from here, ahead of any other version on PATH.
 TOOLS_BIN := $(CURDIR)/.tools/venv/bin
 
-.PHONY: help deps build release lambda-build lint unit reference-diff cfn-lint lambda-test e2e test demo bench callgrind churn bench-compare load stack-up stack-down clean
+.PHONY: help deps build release lambda-build lint unit reference-diff fault-matrix cfn-lint lambda-test e2e test demo bench callgrind churn bench-compare load stack-up stack-down clean
 
 help:
 	@echo "make demo         run the local stack and print the binding matrix"
 	@echo "make test         fmt + clippy + unit/integration tests + cfn-lint + Lambda runtime tests + end-to-end"
+	@echo "make fault-matrix every HTTP backend against a hostile AS (FAULT_MATRIX_FLAGS=--markdown FILE)"
 	@echo "make bench        criterion benchmarks of the core (no network)"
 	@echo "make callgrind    instructions per cached decision (valgrind)"
 	@echo "make churn        1 000 000 distinct tokens through serve with the cache on (RSS)"
@@ -52,6 +53,15 @@ unit:
 reference-diff: build
 	python3 scripts/reference_diff.py --bin target/debug/certbound
 
+# Every HTTP backend (Authlete, RFC 7662, JWT/JWKS) against a hostile AS
+# (scripts/hostile_as.py, stdlib only, 127.0.0.1): refused, timeouts, slow
+# drip, resets, 5xx/401/403, bad bodies, 10 MB, deep nesting, redirects, TLS
+# failures, keep-alive closes. Never Allow, within CERTBOUND_TIMEOUT_MS +
+# 100 ms, one reason per case; the README table comes from --markdown.
+FAULT_MATRIX_FLAGS ?=
+fault-matrix: build
+	python3 scripts/fault_matrix.py --bin target/debug/certbound $(FAULT_MATRIX_FLAGS)
+
 cfn-lint: deps
 	$(TOOLS_BIN)/cfn-lint template.yaml
 
@@ -62,7 +72,7 @@ lambda-test: lambda-build
 e2e: lambda-build
 	CERTBOUND_BIN=$(CURDIR)/target/lambda/certbound/bootstrap scripts/e2e.sh
 
-test: deps lint unit reference-diff cfn-lint lambda-test e2e
+test: deps lint unit reference-diff fault-matrix cfn-lint lambda-test e2e
 	@echo "make test: all green"
 
 demo: deps release
