@@ -10,12 +10,15 @@ CARGO ?= cargo
 # which `make deps` installs into this venv (scripts/install-lambda-tools.sh).
 # Recipes run them from here, ahead of any other version on PATH.
 TOOLS_BIN := $(CURDIR)/.tools/venv/bin
+# Outputs captured for the secret scan (make test).
+SCAN_DIR := $(CURDIR)/target/secret-scan
 
-.PHONY: help deps build release lambda-build lint unit reference-diff cfn-lint lambda-test e2e scan-begin secret-scan test demo bench callgrind churn bench-compare load abuse stack-up stack-down clean
+.PHONY: help deps build release lambda-build lint unit reference-diff fault-matrix cfn-lint lambda-test e2e scan-begin secret-scan test demo bench callgrind churn bench-compare load abuse stack-up stack-down clean
 
 help:
 	@echo "make demo         run the local stack and print the binding matrix"
 	@echo "make test         fmt + clippy + unit/integration tests + cfn-lint + Lambda runtime tests + end-to-end"
+	@echo "make fault-matrix every HTTP backend against a hostile AS (FAULT_MATRIX_FLAGS=--markdown FILE)"
 	@echo "make bench        criterion benchmarks of the core (no network)"
 	@echo "make callgrind    instructions per cached decision (valgrind)"
 	@echo "make churn        1 000 000 distinct tokens through serve with the cache on (RSS)"
@@ -53,11 +56,19 @@ unit:
 reference-diff: build
 	python3 scripts/reference_diff.py --bin target/debug/certbound
 
+# Every HTTP backend (Authlete, RFC 7662, JWT/JWKS) against a hostile AS
+# (scripts/hostile_as.py, stdlib only, 127.0.0.1): refused, timeouts, slow
+# drip, resets, 5xx/401/403, bad bodies, 10 MB, deep nesting, redirects, TLS
+# failures, keep-alive closes. Never Allow, within CERTBOUND_TIMEOUT_MS +
+# 100 ms, one reason per case; the README table comes from --markdown.
+FAULT_MATRIX_FLAGS ?=
+fault-matrix: build
+	@mkdir -p $(SCAN_DIR)
+	set -o pipefail; python3 scripts/fault_matrix.py --bin target/debug/certbound $(FAULT_MATRIX_FLAGS) 2>&1 \
+	  | tee $(SCAN_DIR)/fault-matrix.out
+
 cfn-lint: deps
 	$(TOOLS_BIN)/cfn-lint template.yaml
-
-# Outputs captured for the secret scan (make test).
-SCAN_DIR := $(CURDIR)/target/secret-scan
 
 lambda-test: lambda-build
 	@mkdir -p $(SCAN_DIR)
@@ -70,8 +81,8 @@ e2e: lambda-build
 	set -o pipefail; CERTBOUND_BIN=$(CURDIR)/target/lambda/certbound/bootstrap scripts/e2e.sh 2>&1 \
 	  | tee $(SCAN_DIR)/e2e.out
 
-# No secret in any output: make test runs the Lambda runtime tests and the
-# end-to-end matrix at RUST_LOG=debug; every script records the secrets it
+# No secret in any output: make test runs the fault matrix, the Lambda runtime
+# tests and the end-to-end matrix at RUST_LOG=debug; every script records the secrets it
 # handles in $(SCAN_DIR)/secrets.tsv; secret-scan then looks for them in
 # their captured output and in every log written since scan-begin.
 SCAN_LOGS := $(CURDIR)/.stack/logs $(CURDIR)/target/*.log
@@ -81,11 +92,11 @@ scan-begin:
 
 secret-scan:
 	python3 scripts/secret_scan.py scan --state $(SCAN_DIR)/marks.json --secrets $(SCAN_DIR)/secrets.tsv \
-	  --stack-dir $(CURDIR)/.stack --pem-source events/*.json -- $(SCAN_DIR)/*.out $(SCAN_LOGS)
+	  --stack-dir $(CURDIR)/.stack --pem-source events/*.json -- $(SCAN_DIR)/*.out '$(SCAN_DIR)/fault-matrix/*.log' $(SCAN_LOGS)
 
 test: export RUST_LOG = debug
 test: export SECRET_SCAN_FILE = $(SCAN_DIR)/secrets.tsv
-test: deps lint unit reference-diff cfn-lint scan-begin lambda-test e2e secret-scan
+test: deps lint unit reference-diff cfn-lint scan-begin fault-matrix lambda-test e2e secret-scan
 	@echo "make test: all green"
 
 demo: deps release

@@ -348,7 +348,8 @@ impl Config {
             context_debug: env.bool("CERTBOUND_CONTEXT_DEBUG", false)?,
             realm: env.get("CERTBOUND_REALM"),
             validation: validation(env)?,
-            deadline: http.timeout,
+            // The transport's own deadline fires first, naming the phase.
+            deadline: http.timeout + crate::transport::DEADLINE_GRACE,
         };
         let http_api_response = match env
             .get("CERTBOUND_HTTP_API_RESPONSE")

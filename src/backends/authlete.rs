@@ -20,7 +20,7 @@ use super::{
     parse_typed, Action, Answer, IntrospectionError, IntrospectionRequest, IntrospectionResponse,
     Introspector,
 };
-use crate::transport::{send_for_json, MAX_RESPONSE_BYTES};
+use crate::transport::{HttpClient, MAX_RESPONSE_BYTES};
 use crate::verdict::Challenge;
 
 /// Which generation of the Authlete API to call.
@@ -153,14 +153,14 @@ pub fn parse_response(raw: Value) -> Result<IntrospectionResponse, Introspection
 
 /// The Authlete backend.
 pub struct AuthleteIntrospector {
-    client: reqwest::Client,
+    client: HttpClient,
     url: String,
     config: AuthleteConfig,
 }
 
 impl AuthleteIntrospector {
     /// Uses the given (shared, keep-alive) client.
-    pub fn new(client: reqwest::Client, config: AuthleteConfig) -> Self {
+    pub fn new(client: HttpClient, config: AuthleteConfig) -> Self {
         let base = config.base_url.trim_end_matches('/');
         let url = match config.version {
             ApiVersion::V2 => format!("{base}/api/auth/introspection"),
@@ -212,7 +212,10 @@ impl Introspector for AuthleteIntrospector {
         &self,
         request: &IntrospectionRequest,
     ) -> Result<Answer, IntrospectionError> {
-        let raw = send_for_json(self.build(request), MAX_RESPONSE_BYTES).await?;
+        let raw = self
+            .client
+            .send_for_json(self.build(request), MAX_RESPONSE_BYTES)
+            .await?;
         parse_response(raw).map(Answer::Decided)
     }
 
@@ -275,7 +278,7 @@ mod tests {
         ));
     }
 
-    fn client() -> reqwest::Client {
+    fn client() -> HttpClient {
         crate::transport::build_client(&Default::default()).unwrap()
     }
 

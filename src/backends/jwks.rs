@@ -33,7 +33,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::jws::{Algorithm, PublicKey};
-use crate::transport::{send_for_json, FetchError};
+use crate::transport::{FetchError, HttpClient};
 
 /// Limits and timings of the key cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,10 +164,25 @@ fn key_from_jwk(doc: JwkDoc) -> Result<Key, &'static str> {
 
 /// Parses a JWKS document: usable keys by `kid`, at most `max_keys`.
 pub fn parse_jwks(doc: &Value, max_keys: usize) -> Result<HashMap<String, Arc<Key>>, String> {
-    let keys = doc
-        .get("keys")
-        .and_then(Value::as_array)
-        .ok_or("JWKS has no keys array")?;
+    parse_jwks_noting_malformed(doc, max_keys).map(|(keys, _)| keys)
+}
+
+/// Whether a JWK is malformed (the AS published junk), as opposed to a key
+/// certbound will not use (`use: enc`, `oct`, short RSA, …).
+fn malformed(why: &str) -> bool {
+    why == "wrong types" || why.contains("without") || why.contains("wrong length")
+}
+
+/// [`parse_jwks`], also naming the `kid`s of malformed keys and why.
+fn parse_jwks_noting_malformed(
+    doc: &Value,
+    max_keys: usize,
+) -> Result<(KeySet, Malformed), String> {
+    let keys = match doc.get("keys") {
+        None => return Err("JWKS has no `keys`".into()),
+        Some(keys) => keys.as_array().ok_or("at `keys`: wrong types")?,
+    };
+    let mut bad = HashMap::new();
     let mut out = HashMap::new();
     for (i, raw) in keys.iter().enumerate() {
         if out.len() >= max_keys {
@@ -183,10 +198,15 @@ pub fn parse_jwks(doc: &Value, max_keys: usize) -> Result<HashMap<String, Arc<Ke
             }
             Err(why) => {
                 tracing::debug!(target: "certbound::jwks", index = i, why, "JWK skipped");
+                if let Some(kid) = raw.get("kid").and_then(Value::as_str) {
+                    if malformed(why) && bad.len() < max_keys {
+                        bad.insert(kid.to_owned(), why);
+                    }
+                }
             }
         }
     }
-    Ok(out)
+    Ok((out, bad))
 }
 
 #[derive(Default)]
@@ -200,11 +220,35 @@ struct State {
     not_before: Option<Instant>,
     /// The last attempt's failure, while it stands.
     last_error: Option<FetchError>,
+    /// `kid`s of the last set whose keys are malformed, and why.
+    malformed: HashMap<String, &'static str>,
 }
+
+impl State {
+    /// A `kid` the current set does not hold: unknown (the token's fault),
+    /// or published malformed (the AS's fault).
+    fn missing(&self, kid: &str) -> Result<Lookup, FetchError> {
+        match self.malformed.get(kid) {
+            Some(why) => Err(FetchError::NotJson(format!(
+                "the JWKS key with this kid is malformed ({why})"
+            ))),
+            None => Ok(Lookup::Unknown),
+        }
+    }
+}
+
+/// Usable keys by `kid`.
+type KeySet = HashMap<String, Arc<Key>>;
+
+/// The `kid`s of malformed keys, and why.
+type Malformed = HashMap<String, &'static str>;
+
+/// What a fetch gives: usable keys, malformed keys' `kid`s, the TTL.
+type Fetched = (KeySet, Malformed, Duration);
 
 /// The cached key set of one issuer.
 pub struct Jwks {
-    client: reqwest::Client,
+    client: HttpClient,
     location: JwksLocation,
     resolved: RwLock<Option<String>>,
     settings: JwksSettings,
@@ -224,7 +268,7 @@ pub enum Lookup {
 
 impl Jwks {
     /// A key set fetched through `client` (the shared one) on first use.
-    pub fn new(client: reqwest::Client, location: JwksLocation, settings: JwksSettings) -> Self {
+    pub fn new(client: HttpClient, location: JwksLocation, settings: JwksSettings) -> Self {
         Self {
             client,
             location,
@@ -259,7 +303,11 @@ impl Jwks {
             (None, _, false) => {
                 return match standing_error {
                     Some(e) => Err(e),
-                    None => Ok(Lookup::Unknown),
+                    None => self
+                        .state
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .missing(kid),
                 }
             }
             _ => {}
@@ -272,7 +320,7 @@ impl Jwks {
                 // A fresh set without this kid: no refetch for made-up kids
                 // until the cool-down is over.
                 s.not_before = Some(Instant::now() + self.settings.cooldown);
-                Ok(Lookup::Unknown)
+                s.missing(kid)
             }
             (None, Err(e)) => Err(e),
         }
@@ -295,9 +343,10 @@ impl Jwks {
         let mut s = self.state.write().unwrap_or_else(|e| e.into_inner());
         s.generation += 1;
         match result {
-            Ok((keys, ttl)) => {
+            Ok((keys, malformed, ttl)) => {
                 tracing::info!(target: "certbound::jwks", keys = keys.len(), ttl_s = ttl.as_secs(), "JWKS fetched");
                 s.keys = keys;
+                s.malformed = malformed;
                 s.expires = Some(now + ttl);
                 s.last_error = None;
                 Ok(())
@@ -311,25 +360,27 @@ impl Jwks {
         }
     }
 
-    async fn fetch(&self) -> Result<(HashMap<String, Arc<Key>>, Duration), FetchError> {
-        let uri = self.jwks_uri().await?;
+    /// The set, with the `kid`s of malformed keys, and its TTL. Metadata and
+    /// JWKS together must come within the client's timeout.
+    async fn fetch(&self) -> Result<Fetched, FetchError> {
+        let deadline = tokio::time::Instant::now() + self.client.timeout();
+        let uri = self.jwks_uri(deadline).await?;
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        let response = self
+        let request = self
             .client
             .get(&uri)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(crate::transport::map_error)?;
-        let ttl = max_age(response.headers())
+            .header(reqwest::header::ACCEPT, "application/json");
+        let reply = self.client.send_by(request, deadline).await?;
+        let ttl = max_age(&reply.headers)
             .map(|s| s.clamp(self.settings.min_ttl, self.settings.max_ttl))
             .unwrap_or(self.settings.default_ttl);
-        let doc = crate::transport::read_json(response, self.settings.max_bytes).await?;
-        let keys = parse_jwks(&doc, self.settings.max_keys).map_err(FetchError::NotJson)?;
-        Ok((keys, ttl))
+        let doc = reply.json(self.settings.max_bytes).await?;
+        let (keys, malformed) = parse_jwks_noting_malformed(&doc, self.settings.max_keys)
+            .map_err(FetchError::NotJson)?;
+        Ok((keys, malformed, ttl))
     }
 
-    async fn jwks_uri(&self) -> Result<String, FetchError> {
+    async fn jwks_uri(&self, deadline: tokio::time::Instant) -> Result<String, FetchError> {
         let issuer = match &self.location {
             JwksLocation::Uri(uri) => return Ok(uri.clone()),
             JwksLocation::Discover { issuer } => issuer,
@@ -344,7 +395,15 @@ impl Jwks {
         }
         let mut last = FetchError::NotJson("no metadata".into());
         for url in metadata_urls(issuer) {
-            match send_for_json(self.client.get(&url), self.settings.max_bytes).await {
+            if tokio::time::Instant::now() >= deadline {
+                // The step's time is spent: the last failure says why.
+                break;
+            }
+            let answer = match self.client.send_by(self.client.get(&url), deadline).await {
+                Ok(reply) => reply.json(self.settings.max_bytes).await,
+                Err(e) => Err(e),
+            };
+            match answer {
                 Ok(meta) => {
                     if meta.get("issuer").and_then(Value::as_str) != Some(issuer.as_str()) {
                         last =
@@ -432,6 +491,35 @@ mod tests {
         assert!(parse_jwks(&json!({"keys": "x"}), 100).is_err());
         let many = json!({"keys": (0..5).map(|i| json!({"kty": "RSA", "kid": format!("k{i}"), "n": n2048, "e": "AQAB"})).collect::<Vec<_>>()});
         assert_eq!(parse_jwks(&many, 3).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn malformed_keys_are_told_from_keys_certbound_will_not_use() {
+        let n2048 = URL_SAFE_NO_PAD.encode([0xc5u8; 256]);
+        let doc = json!({"keys": [
+            {"kty": "RSA", "kid": "good", "n": n2048, "e": "AQAB"},
+            {"kty": "RSA", "kid": "typed", "n": 5, "e": "AQAB"},
+            {"kty": "RSA", "kid": "no-n", "e": "AQAB"},
+            {"kty": "EC", "kid": "short", "crv": "P-256", "x": "AAAA", "y": "AAAA"},
+            {"kty": "RSA", "kid": "enc", "n": n2048, "e": "AQAB", "use": "enc"},
+            {"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"}
+        ]});
+        let (keys, bad) = parse_jwks_noting_malformed(&doc, 100).unwrap();
+        assert_eq!(keys.keys().collect::<Vec<_>>(), ["good"]);
+        let mut bad: Vec<_> = bad.into_iter().collect();
+        bad.sort();
+        assert_eq!(
+            bad,
+            [
+                ("no-n".to_owned(), "RSA key without a base64url n"),
+                ("short".to_owned(), "EC coordinates of the wrong length"),
+                ("typed".to_owned(), "wrong types")
+            ]
+        );
+        assert_eq!(
+            parse_jwks(&json!({"keys": "k1"}), 100).unwrap_err(),
+            "at `keys`: wrong types"
+        );
     }
 
     #[test]

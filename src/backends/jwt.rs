@@ -82,7 +82,7 @@ pub struct JwtBackend {
 
 impl JwtBackend {
     /// A backend fetching keys through the shared client.
-    pub fn new(client: reqwest::Client, config: JwtConfig) -> Self {
+    pub fn new(client: crate::transport::HttpClient, config: JwtConfig) -> Self {
         let jwks = Jwks::new(client, config.jwks.clone(), config.jwks_settings.clone());
         Self { config, jwks }
     }

@@ -213,14 +213,21 @@ impl IntrospectionResponse {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum IntrospectionError {
-    /// The call did not complete in time.
+    /// The backend step did not complete in time (the core's deadline; the
+    /// transport's own timeouts, which say which phase, are [`Self::Connect`]
+    /// and [`Self::Transport`]).
     #[error("the authorization server (introspection, metadata or JWKS) did not answer in time")]
     Timeout,
-    /// No connection could be made.
+    /// No connection could be made: refused, connect timeout, name
+    /// resolution, TLS.
     #[error("cannot connect to the authorization server (introspection, metadata or JWKS): {0}")]
     Connect(#[source] TransportError),
-    /// The server answered with a non-2xx status.
-    #[error("the authorization server (introspection, metadata or JWKS) answered HTTP {status}")]
+    /// The server answered with a non-2xx status (a redirect included:
+    /// redirects are not followed).
+    #[error(
+        "the authorization server (introspection, metadata or JWKS) answered {}",
+        crate::transport::describe_status(.status)
+    )]
     Status {
         /// The HTTP status code.
         status: u16,
@@ -231,7 +238,8 @@ pub enum IntrospectionError {
     /// The answer names an action we do not know.
     #[error("the authorization server's answer has unknown action {0:?}")]
     UnknownAction(String),
-    /// Any other transport failure.
+    /// Connected, but no complete answer: read timeouts, reset, the
+    /// connection closed.
     #[error("the request to the authorization server failed: {0}")]
     Transport(#[source] TransportError),
     /// Too many calls to the authorization server are already in flight
@@ -248,11 +256,10 @@ impl IntrospectionError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Timeout => "timeout",
-            Self::Connect(_) => "connect",
+            Self::Connect(t) | Self::Transport(t) => t.kind(),
             Self::Status { .. } => "status",
             Self::InvalidResponse(_) => "invalid_response",
             Self::UnknownAction(_) => "unknown_action",
-            Self::Transport(_) => "transport",
             Self::Overloaded { .. } => "overloaded",
         }
     }
@@ -386,7 +393,6 @@ impl<T: Introspector + ?Sized> Introspector for std::sync::Arc<T> {
 impl From<FetchError> for IntrospectionError {
     fn from(e: FetchError) -> Self {
         match e {
-            FetchError::Timeout => Self::Timeout,
             FetchError::Connect(t) => Self::Connect(t),
             FetchError::Transport(t) => Self::Transport(t),
             FetchError::Status { status } => Self::Status { status },

@@ -17,7 +17,7 @@ use super::{
     parse_typed, Answer, Claims, Confirmation, IntrospectionError, IntrospectionRequest,
     Introspector, Refusal,
 };
-use crate::transport::{map_error, read_json, read_json_body, MAX_RESPONSE_BYTES};
+use crate::transport::{HttpClient, MAX_RESPONSE_BYTES};
 use crate::verdict::Reason;
 
 /// How to reach the endpoint. `Debug` never shows the secret.
@@ -114,13 +114,13 @@ const FORM: &AsciiSet = &NON_ALPHANUMERIC
 
 /// The RFC 7662 backend.
 pub struct Rfc7662Introspector {
-    client: reqwest::Client,
+    client: HttpClient,
     config: Rfc7662Config,
 }
 
 impl Rfc7662Introspector {
     /// Uses the given (shared, keep-alive) client.
-    pub fn new(client: reqwest::Client, config: Rfc7662Config) -> Self {
+    pub fn new(client: HttpClient, config: Rfc7662Config) -> Self {
         Self { client, config }
     }
 
@@ -149,11 +149,11 @@ impl Introspector for Rfc7662Introspector {
         &self,
         request: &IntrospectionRequest,
     ) -> Result<Answer, IntrospectionError> {
-        let response = self.build(request).send().await.map_err(map_error)?;
-        if response.status() == reqwest::StatusCode::BAD_REQUEST {
+        let response = self.client.send(self.build(request)).await?;
+        if response.status == reqwest::StatusCode::BAD_REQUEST {
             // Some servers (node oidc-provider with a JWT) refuse to introspect
             // a kind of token: the token is not valid here, the AS is fine.
-            let body = read_json_body(response, MAX_RESPONSE_BYTES).await;
+            let body = response.json_body(MAX_RESPONSE_BYTES).await;
             if body.is_ok_and(|b| {
                 b.get("error").and_then(Value::as_str) == Some("unsupported_token_type")
             }) {
@@ -168,7 +168,7 @@ impl Introspector for Rfc7662Introspector {
             }
             return Err(IntrospectionError::Status { status: 400 });
         }
-        let raw = read_json(response, MAX_RESPONSE_BYTES).await?;
+        let raw = response.json(MAX_RESPONSE_BYTES).await?;
         parse_response(raw).map(Answer::Claims)
     }
 
