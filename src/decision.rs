@@ -296,7 +296,7 @@ fn decide_as(
             Action::BadRequest => Reason::TokenMalformed,
             Action::Forbidden => Reason::ScopeInsufficient,
             Action::InternalServerError => Reason::AsError,
-            _ => Reason::TokenInactive,
+            _ => unauthorized_reason(facts, validation, &d, now),
         };
         let challenge = d.challenge.unwrap_or_else(|| {
             let base = Challenge::new(facts.scheme());
@@ -376,6 +376,33 @@ fn binding(
             BindingPolicy::CertificateOrDpop if facts.dpop_verified_by_backend() => Ok(()),
             _ => Err((Reason::TokenUnbound, "token is not certificate-bound")),
         },
+    }
+}
+
+/// Why a deciding backend (Authlete) said UNAUTHORIZED, as precisely as
+/// its answer tells: the token is bound to a certificate it reports
+/// (`certificateThumbprint`) and another or none was presented; or the
+/// backend's hint (Authlete's documented `existent` / `usable` flags:
+/// [`Reason::TokenExpired`] only when `expiresAt` is past, too); else
+/// `token_inactive`. Only the label: the action stays the server's.
+fn unauthorized_reason(
+    facts: &Facts<'_>,
+    validation: &Validation,
+    d: &IntrospectionResponse,
+    now: i64,
+) -> Reason {
+    if let Some(bound) = d.certificate_thumbprint.as_deref() {
+        if let Err((reason, _)) = binding(facts, validation, Some(bound)) {
+            return reason;
+        }
+    }
+    let expired = d
+        .expires_at_ms
+        .filter(|ms| *ms > 0)
+        .is_some_and(|ms| (ms / 1000).saturating_add(validation.leeway_s) <= now);
+    match d.reason {
+        Some(Reason::TokenExpired) if expired => Reason::TokenExpired,
+        _ => Reason::TokenInactive,
     }
 }
 

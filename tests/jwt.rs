@@ -15,79 +15,12 @@ use certbound::backends::jwks::{JwksLocation, JwksSettings};
 use certbound::backends::jwt::{JwtBackend, JwtConfig, JwtProfile, SUPPORTED_ALGORITHMS};
 use certbound::fronts::lambda::{handle_event, HandlerError};
 use certbound::{Settings, StandardAuthorizer};
+use common::signing::*;
 use common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-/// A signing key made by openssl, with its public JWK.
-struct SigningKey {
-    alg: Algorithm,
-    kid: String,
-    encoding: EncodingKey,
-    jwk: Value,
-}
-
-fn signing_key(kind: &str, kid: &str) -> SigningKey {
-    let dir = tempfile::tempdir().unwrap();
-    let args: Vec<&str> = match kind {
-        "rsa" => vec![
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-        ],
-        "ec" => vec![
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ],
-        "ed" => vec!["genpkey", "-algorithm", "ED25519"],
-        other => panic!("{other}"),
-    };
-    let out = std::process::Command::new("openssl")
-        .args(&args)
-        .args(["-out", "k.pem"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let pem = std::fs::read(dir.path().join("k.pem")).unwrap();
-    let (alg, encoding) = match kind {
-        "rsa" => (Algorithm::RS256, EncodingKey::from_rsa_pem(&pem).unwrap()),
-        "ec" => (Algorithm::ES256, EncodingKey::from_ec_pem(&pem).unwrap()),
-        _ => (Algorithm::EdDSA, EncodingKey::from_ed_pem(&pem).unwrap()),
-    };
-    let mut jwk =
-        serde_json::to_value(jsonwebtoken::jwk::Jwk::from_encoding_key(&encoding, alg).unwrap())
-            .unwrap();
-    jwk["kid"] = json!(kid);
-    jwk["use"] = json!("sig");
-    SigningKey {
-        alg,
-        kid: kid.into(),
-        encoding,
-        jwk,
-    }
-}
-
-fn sign(key: &SigningKey, typ: Option<&str>, claims: &Value) -> String {
-    let mut header = Header::new(key.alg);
-    header.kid = Some(key.kid.clone());
-    header.typ = typ.map(str::to_owned);
-    jsonwebtoken::encode(&header, claims, &key.encoding).unwrap()
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 /// An issuer: a JWKS (counted) and OpenID metadata on a wiremock server.
 struct Issuer {

@@ -21,7 +21,7 @@ use super::{
     Introspector,
 };
 use crate::transport::{HttpClient, MAX_RESPONSE_BYTES};
-use crate::verdict::Challenge;
+use crate::verdict::{Challenge, Reason};
 
 /// Which generation of the Authlete API to call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +103,8 @@ struct AuthleteResponseBody {
     expires_at: Option<i64>,
     certificate_thumbprint: Option<String>,
     dpop_nonce: Option<String>,
+    existent: Option<bool>,
+    usable: Option<bool>,
 }
 
 /// Maps Authlete's JSON to its decision. Unknown or missing action and
@@ -133,9 +135,15 @@ pub fn parse_response(raw: Value) -> Result<IntrospectionResponse, Introspection
             })
             .collect()
     });
+    // Authlete's flags: `existent`, and `usable` (= exists and has not
+    // expired). A hint for the core's reason on UNAUTHORIZED, never more.
+    let hint = match (action, body.existent, body.usable) {
+        (Action::Unauthorized, Some(true), Some(false)) => Some(Reason::TokenExpired),
+        _ => None,
+    };
     Ok(IntrospectionResponse {
         action,
-        reason: None,
+        reason: hint,
         result_code: body.result_code,
         result_message: body.result_message,
         challenge: body.response_content.as_deref().and_then(Challenge::parse),

@@ -148,8 +148,10 @@ pub struct Refusal {
 pub enum Answer {
     /// The token's claims; the core decides.
     Claims(Claims),
-    /// The server's own decision (Authlete), in the shape the core produces
-    /// (`reason` left empty): the core re-checks what it can and fills it.
+    /// The server's own decision (Authlete), in the shape the core produces;
+    /// `reason` is at most a hint the answer supports (Authlete: `usable`
+    /// false on UNAUTHORIZED → [`Reason::TokenExpired`]): the core re-checks
+    /// what it can and sets the reason.
     Decided(IntrospectionResponse),
 }
 

@@ -2,6 +2,8 @@
 //! Authlete introspection double (wiremock, JSON as documented), events.
 #![allow(dead_code)]
 
+pub mod signing;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
