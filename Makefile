@@ -14,11 +14,13 @@ TOOLS_BIN := $(CURDIR)/.tools/venv/bin
 SCAN_DIR := $(CURDIR)/target/secret-scan
 
 .PHONY: help deps build release lambda-build lint unit reference-diff fault-matrix cfn-lint lambda-test e2e scan-begin secret-scan test demo bench callgrind churn bench-compare load abuse stack-up stack-down clean
+.PHONY: fuzz fuzz-smoke
 
 help:
 	@echo "make demo         run the local stack and print the binding matrix"
 	@echo "make test         fmt + clippy + unit/integration tests + cfn-lint + Lambda runtime tests + end-to-end"
 	@echo "make fault-matrix every HTTP backend against a hostile AS (FAULT_MATRIX_FLAGS=--markdown FILE)"
+	@echo "make fuzz         every cargo fuzz target, FUZZ_RUNS (1000000) executions each (FUZZ_SECONDS caps time, FUZZ_TARGETS picks)"
 	@echo "make bench        criterion benchmarks of the core (no network)"
 	@echo "make callgrind    instructions per cached decision (valgrind)"
 	@echo "make churn        1 000 000 distinct tokens through serve with the cache on (RSS)"
@@ -96,8 +98,21 @@ secret-scan:
 
 test: export RUST_LOG = debug
 test: export SECRET_SCAN_FILE = $(SCAN_DIR)/secrets.tsv
-test: deps lint unit reference-diff cfn-lint scan-begin fault-matrix lambda-test e2e secret-scan
+test: deps lint unit reference-diff cfn-lint scan-begin fault-matrix lambda-test e2e secret-scan fuzz-smoke
 	@echo "make test: all green"
+
+# cargo fuzz (libFuzzer, ASan) targets in fuzz/ (README "Fuzzing"):
+# scripts/fuzz.sh installs cargo-fuzz 0.13.2 into .tools/cargo and builds
+# with the stable toolchain and RUSTC_BOOTSTRAP=1. `fuzz-smoke` (in `test`)
+# builds them all and runs each for FUZZ_SMOKE_SECONDS (15) from its seeds.
+FUZZ_RUNS ?= 1000000
+FUZZ_SECONDS ?=
+FUZZ_TARGETS ?=
+fuzz:
+	FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh run $(FUZZ_TARGETS)
+
+fuzz-smoke:
+	scripts/fuzz.sh smoke
 
 demo: deps release
 	scripts/demo.sh

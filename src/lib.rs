@@ -22,6 +22,8 @@ pub mod config;
 pub mod decision;
 pub mod explain;
 pub mod fronts;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod logging;
 pub mod request;
 pub mod route;

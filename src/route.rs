@@ -15,8 +15,9 @@
 //!    backend may read differently is refused rather than guessed: an
 //!    encoded `/` (`%2F`), a `\` (raw or `%5C`), an encoded dot segment
 //!    (`%2E%2E`), a `;` (matrix parameters, `;jsessionid`), control
-//!    characters, invalid percent-encoding or UTF-8, a path that does not
-//!    start with `/`. Literal `.`/`..` segments are resolved, repeated and
+//!    characters, invalid percent-encoding or UTF-8, a segment that still
+//!    holds a percent-escape once decoded (`%252e`: double encoding), a
+//!    path that does not start with `/`. Literal `.`/`..` segments are resolved, repeated and
 //!    trailing `/` folded, the query dropped.
 
 use std::collections::HashMap;
@@ -49,6 +50,10 @@ pub enum PathError {
     /// The decoded bytes are not UTF-8.
     #[error("request path does not decode to UTF-8")]
     InvalidUtf8,
+    /// A decoded segment still holds a percent-escape (`%252e`, `%25%32%46`):
+    /// decoded once more, by a backend or framework, it is another path.
+    #[error("request path is percent-encoded twice (%25 before an escape)")]
+    DoubleEncoded,
 }
 
 /// A normalised concrete path: its decoded segments.
@@ -126,6 +131,12 @@ fn decode_segment(raw: &str) -> Result<String, PathError> {
             b if b < 0x20 || b == 0x7f => return Err(PathError::ControlCharacter),
             _ => out.push(b),
         }
+    }
+    if out
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit())
+    {
+        return Err(PathError::DoubleEncoded);
     }
     let seg = String::from_utf8(out).map_err(|_| PathError::InvalidUtf8)?;
     if encoded && (seg == "." || seg == "..") {

@@ -13,8 +13,10 @@
 //! Rules are matched against what the router routed ([`crate::route`]):
 //! API Gateway's route template where the event has one, a strictly
 //! normalised concrete path otherwise. Literal segments compare without
-//! regard to case; a `HEAD` request matches `GET` rules. What happens to a
-//! request that matches no rule is the core's decision
+//! regard to case; when the first rule matching with exact case is another
+//! one than the first matching without (a case-sensitive router routes
+//! there), both rules' scopes are required. A `HEAD` request matches `GET`
+//! rules. What happens to a request that matches no rule is the core's decision
 //! ([`crate::decision::ScopeDefault`]).
 //!
 //! ```
@@ -162,20 +164,44 @@ impl ScopeRules {
     }
 
     /// The scopes of the first rule matching `method` and `target`; `None`
-    /// when no rule matches.
+    /// when no rule matches. When the first rule matching with exact case
+    /// is another one (a case-sensitive router routes there), its scopes
+    /// are required too.
     pub fn required(&self, method: &str, target: &RouteTarget) -> Option<Vec<String>> {
-        self.matching(method, target).map(|(_, r)| r.scopes.clone())
+        let (first, rule) = self.matching(method, target)?;
+        let mut scopes = rule.scopes.clone();
+        if let Some((_, exact)) = self
+            .first_match(method, target, true)
+            .filter(|(i, _)| *i != first)
+        {
+            for s in &exact.scopes {
+                if !scopes.contains(s) {
+                    scopes.push(s.clone());
+                }
+            }
+        }
+        Some(scopes)
     }
 
     /// The first rule matching `method` and `target`, with its position
     /// (1-based, as in start-up errors).
     pub fn matching(&self, method: &str, target: &RouteTarget) -> Option<(usize, &Rule)> {
+        self.first_match(method, target, false)
+    }
+
+    /// `exact`: literal segments compare with case.
+    fn first_match(
+        &self,
+        method: &str,
+        target: &RouteTarget,
+        exact: bool,
+    ) -> Option<(usize, &Rule)> {
         let method = method.to_ascii_uppercase();
         self.rules
             .iter()
             .enumerate()
             .find(|(_, r)| {
-                method_matches(r.method.as_deref(), &method) && matches(&r.pattern, target)
+                method_matches(r.method.as_deref(), &method) && matches(&r.pattern, target, exact)
             })
             .map(|(i, r)| (i + 1, &r.source))
     }
@@ -275,13 +301,21 @@ fn method_matches(rule: Option<&str>, method: &str) -> bool {
     }
 }
 
-fn matches(pattern: &[Pattern], target: &RouteTarget) -> bool {
+/// `exact`: literal segments compare with case (else without).
+fn matches(pattern: &[Pattern], target: &RouteTarget, exact: bool) -> bool {
     let segments = target.segments();
+    let same = |s: &String, l: &String| {
+        if exact {
+            s == l
+        } else {
+            s.eq_ignore_ascii_case(l)
+        }
+    };
     for (i, p) in pattern.iter().enumerate() {
         match p {
             Pattern::Rest => return true,
             Pattern::One if segments.get(i).is_some_and(|s| !s.is_empty()) => {}
-            Pattern::Literal(l) if segments.get(i).is_some_and(|s| s.eq_ignore_ascii_case(l)) => {}
+            Pattern::Literal(l) if segments.get(i).is_some_and(|s| same(s, l)) => {}
             _ => return false,
         }
     }

@@ -137,7 +137,7 @@ impl Introspector for JwtBackend {
     }
 }
 
-fn invalid(description: &'static str) -> Claims {
+pub(crate) fn invalid(description: &'static str) -> Claims {
     Claims {
         active: false,
         refusal: Some(Refusal {
@@ -148,12 +148,12 @@ fn invalid(description: &'static str) -> Claims {
     }
 }
 
-struct Parsed<'a> {
-    alg: Algorithm,
-    kid: String,
-    signing_input: &'a str,
-    signature: Vec<u8>,
-    payload: Map<String, Value>,
+pub(crate) struct Parsed<'a> {
+    pub(crate) alg: Algorithm,
+    pub(crate) kid: String,
+    pub(crate) signing_input: &'a str,
+    pub(crate) signature: Vec<u8>,
+    pub(crate) payload: Map<String, Value>,
 }
 
 fn b64_json(part: &str) -> Option<Map<String, Value>> {
@@ -165,7 +165,7 @@ fn b64_json(part: &str) -> Option<Map<String, Value>> {
 }
 
 /// Structure and header checks, before any key is looked up.
-fn parse<'a>(token: &'a str, config: &JwtConfig) -> Result<Parsed<'a>, &'static str> {
+pub(crate) fn parse<'a>(token: &'a str, config: &JwtConfig) -> Result<Parsed<'a>, &'static str> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err("token too large");
     }
@@ -253,7 +253,10 @@ fn strings(value: Option<&Value>) -> Result<Vec<String>, &'static str> {
 }
 
 /// The profile's claim rules; the claims for the core.
-fn claims(payload: Map<String, Value>, config: &JwtConfig) -> Result<Claims, &'static str> {
+pub(crate) fn claims(
+    payload: Map<String, Value>,
+    config: &JwtConfig,
+) -> Result<Claims, &'static str> {
     if string(&payload, "iss")?.as_deref() != Some(config.issuer.as_str()) {
         return Err("iss is not the configured issuer");
     }
