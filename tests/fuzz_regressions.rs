@@ -132,3 +132,38 @@ async fn a_rule_differing_only_in_case_does_not_shadow_the_exact_one() {
     );
     assert_eq!(rules.required("GET", &target("/admin")), Some(vec![]));
 }
+
+/// lambda_event, found by `make fuzz-smoke` in CI: an HTTP API 2.0 event
+/// that also carries a `methodArn` was answered with a policy about its
+/// `routeArn`, while a reader looking at `methodArn` first (as a REST
+/// event is read) sees another resource. No event API Gateway sends has
+/// both; an event with both is ambiguous and is refused, whatever its kind.
+#[tokio::test]
+async fn an_event_with_both_method_arn_and_route_arn_is_refused() {
+    use certbound::config::HttpApiResponse;
+    use certbound::fronts::lambda::{handle_event, Event, EventError};
+
+    let authorizer = StandardAuthorizer::new(Arc::new(MemoryBackend::new()), Settings::default());
+    let load = |name: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR")))
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let other = "arn:aws:execute-api:us-east-1:123456789012:abc/prod/GET/other";
+    let mut v2 = load("http-api-v2.json");
+    v2["methodArn"] = other.into();
+    let mut rest = load("rest-request.json");
+    rest["routeArn"] = other.into();
+    let mut token = load("token.json");
+    token["routeArn"] = other.into();
+    for (name, event) in [("v2", v2), ("rest", rest), ("token", token)] {
+        assert!(
+            matches!(Event::parse(&event), Err(EventError::AmbiguousResource)),
+            "{name}: not refused as ambiguous"
+        );
+        for http_api in [HttpApiResponse::Policy, HttpApiResponse::Simple] {
+            let out = handle_event(&authorizer, http_api, event.clone(), None).await;
+            assert!(out.is_err(), "{name}: answered {out:?}");
+        }
+    }
+}

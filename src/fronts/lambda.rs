@@ -54,6 +54,10 @@ pub enum EventError {
     /// No `methodArn` / `routeArn`.
     #[error("{0} event has no {1}")]
     NoResource(&'static str, &'static str),
+    /// Both `methodArn` and `routeArn`: no event API Gateway sends has
+    /// both, and which resource the answer is about would be a guess.
+    #[error("event has both methodArn and routeArn (refused as ambiguous)")]
+    AmbiguousResource,
     /// The ARN is not an execute-api ARN with a path part.
     #[error(transparent)]
     Arn(#[from] ArnError),
@@ -223,6 +227,9 @@ impl<'a> Event<'a> {
         let obj = raw.as_object().ok_or(EventError::NotAnObject)?;
         if obj.contains_key("triggerSource") && obj.contains_key("userPoolId") {
             return Err(EventError::WrongHandler);
+        }
+        if obj.contains_key("methodArn") && obj.contains_key("routeArn") {
+            return Err(EventError::AmbiguousResource);
         }
         let kind = match obj.get("type") {
             None | Some(Value::Null) => "",
