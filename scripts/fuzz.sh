@@ -52,10 +52,11 @@ run_one() {
   local args=(-timeout=10 -print_final_stats=1)
   if [ "$mode" = smoke ]; then
     corpus=$(mktemp -d)
-    # Reproducible: a fixed seed and a fixed number of executions, so that
-    # the same code always meets the same inputs and `make test` cannot turn
-    # red by luck (the time cap only guards a slow machine). Exploration is
-    # `make fuzz`'s job; what it finds is kept in fuzz/seeds and replayed here.
+    # Bounded and nearly repeatable: a fixed seed and number of executions
+    # (two runs still differ a little: randomly seeded hash maps). Its job is
+    # to replay fuzz/seeds (every finding is kept there) and catch a
+    # regression cheaply; exploring is `make fuzz`'s job. The time cap only
+    # guards a slow machine.
     args+=("-seed=${FUZZ_SMOKE_SEED:-1}" "-runs=${FUZZ_SMOKE_RUNS:-20000}"
       "-max_total_time=${FUZZ_SMOKE_SECONDS:-60}")
   else
