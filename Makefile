@@ -105,7 +105,7 @@ test: deps lint unit reference-diff cfn-lint scan-begin fault-matrix lambda-test
 # scripts/fuzz.sh installs cargo-fuzz 0.13.2 into .tools/cargo and builds
 # with the stable toolchain and RUSTC_BOOTSTRAP=1. `fuzz-smoke` (in `test`)
 # builds them all and runs each from its seeds, reproducibly (seed 1,
-# FUZZ_SMOKE_RUNS=20000 executions, at most FUZZ_SMOKE_SECONDS=60).
+# FUZZ_SMOKE_RUNS=20000 executions, at most FUZZ_SMOKE_SECONDS=30).
 FUZZ_RUNS ?= 1000000
 FUZZ_SECONDS ?=
 FUZZ_TARGETS ?=

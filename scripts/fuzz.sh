@@ -4,7 +4,7 @@
 #   scripts/fuzz.sh smoke [TARGET...]   build, then a short reproducible run of each
 #                                       target: seeds only, seed FUZZ_SMOKE_SEED (1),
 #                                       FUZZ_SMOKE_RUNS (20000) executions, at most
-#                                       FUZZ_SMOKE_SECONDS (60) s; nothing written to fuzz/corpus
+#                                       FUZZ_SMOKE_SECONDS (30) s; nothing written to fuzz/corpus
 #   scripts/fuzz.sh run [TARGET...]     FUZZ_RUNS executions of each (default
 #                                       1 000000), FUZZ_SECONDS caps each run's time
 #                                       (default: no cap); the corpus grows in
@@ -58,7 +58,7 @@ run_one() {
     # regression cheaply; exploring is `make fuzz`'s job. The time cap only
     # guards a slow machine.
     args+=("-seed=${FUZZ_SMOKE_SEED:-1}" "-runs=${FUZZ_SMOKE_RUNS:-20000}"
-      "-max_total_time=${FUZZ_SMOKE_SECONDS:-60}")
+      "-max_total_time=${FUZZ_SMOKE_SECONDS:-30}")
   else
     corpus="$FUZZ/corpus/$t"
     mkdir -p "$corpus"
