@@ -69,8 +69,13 @@ fault-matrix: build
 	set -o pipefail; python3 scripts/fault_matrix.py --bin target/debug/certbound $(FAULT_MATRIX_FLAGS) 2>&1 \
 	  | tee $(SCAN_DIR)/fault-matrix.out
 
+# The template as written (every value at once), then rendered under every
+# relevant combination of its options (scripts/template_matrix.py: Rules,
+# Conditions, the resources each combination deploys, the dashboard JSON, and
+# cfn-lint on the two resolved "everything on" templates).
 cfn-lint: deps
 	$(TOOLS_BIN)/cfn-lint template.yaml
+	$(TOOLS_BIN)/python scripts/template_matrix.py template.yaml
 
 lambda-test: lambda-build
 	@mkdir -p $(SCAN_DIR)
