@@ -469,6 +469,11 @@ def check(params: dict[str, str], out: dict) -> list[str]:
         expect(drs.get("ThrottlingRateLimit") == (rate if rate != "0" else None), "HTTP rate", e)
         expect(drs.get("ThrottlingBurstLimit") == (burst if burst != "0" else None), "HTTP burst", e)
 
+    outs = out["Outputs"]
+    expect(("UsagePlanId" in outs) == usage, "output UsagePlanId iff UsagePlan", e)
+    expect(outs.get("AlarmNotificationTopicArn", {}).get("Value") == want_topic, "output AlarmNotificationTopicArn", e)
+    expect(outs["DashboardUrl"]["Value"].endswith("#dashboards:name=<OperatingDashboard>"), "output DashboardUrl", e)
+
     # The dashboard body: valid JSON, every ${} resolved, the widgets there.
     raw = res["OperatingDashboard"]["Properties"]["DashboardBody"]
     leftover = [m for m in re.findall(r"\$\{[^}]*\}", raw) if not m.startswith("${PROP(")]
