@@ -17,6 +17,12 @@ script checks what each combination of the optional features (README
     gateway responses, the alarms and the usage plan look like;
   * renders the dashboard body and parses it as JSON.
 
+The combinations: each API type x each backend with its defaults, with
+everything off and with everything on; each option alone; every option
+on/off in every combination (2^11 REST, 2^8 HTTP, Backend=authlete); the
+usage plan with the jwt/cognito backends, with and without a secret; and
+options that must be refused (REST-only options on HTTP, bad values).
+
 Then (--lint, the default) it runs cfn-lint once on the fully resolved
 template of the two "everything on" combinations (REST and HTTP).
 
@@ -27,6 +33,7 @@ tags):  .tools/venv/bin/python scripts/template_matrix.py [--no-lint] [template.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -104,6 +111,22 @@ SINGLE = {
     "waf": {"WebAclArn": WEBACL_ARN},
     "cidrs": {"AllowedSourceCidrs": CIDRS},
 }
+# The full product of the operating options, each off or on (REST: 2^11,
+# HTTP: the 8 that exist there, 2^8), with Backend=authlete.
+PRODUCT = {
+    "Metrics": ("off", "on"),
+    "AlarmEmail": ("", "ops@example.com"),
+    "AlarmTopicArn": ("", TOPIC_ARN),
+    "ReservedConcurrency": ("0", "25"),
+    "StageThrottleRateLimit": ("0", "100"),
+    "StageThrottleBurstLimit": ("0", "200"),
+    "UsagePlanQuotaLimit": ("0", "1000"),
+    "CorsAllowedOrigins": ("", ORIGIN),
+    "UsagePlan": ("off", "on"),
+    "WebAclArn": ("", WEBACL_ARN),
+    "AllowedSourceCidrs": ("", CIDRS),
+}
+
 # Parameter values the template must refuse (parameter constraints).
 BAD_VALUES = [
     ("CorsAllowedOrigins", "*"),
@@ -528,6 +551,13 @@ def combinations():
             if api == "HTTP" and ("UsagePlan" in o or "WebAclArn" in o or "AllowedSourceCidrs" in o):
                 refused = ["RestOnlyOptions"]
             out.append((f"{api}/authlete/{name}", {**base, **o}, refused))
+    # Every option on or off, all at once.
+    for api in ("REST", "HTTP"):
+        names = [n for n in PRODUCT if api == "REST" or n not in REST_ONLY or n == "UsagePlanQuotaLimit"]
+        base = {**REQUIRED, "ApiType": api, **BACKENDS["authlete"]}
+        for bits in itertools.product((0, 1), repeat=len(names)):
+            o = {n: PRODUCT[n][b] for n, b in zip(names, bits)}
+            out.append((f"{api}/authlete/product/{''.join(map(str, bits))}", {**base, **o}, []))
     # Usage plan with a backend that has no secret otherwise.
     for backend in ("jwt", "cognito"):
         base = {**REQUIRED, "ApiType": "REST", "Backend": backend, **BACKENDS[backend]}
