@@ -447,12 +447,15 @@ def check(params: dict[str, str], out: dict) -> list[str]:
             declared = set(opt["responses"]["204"]["headers"])
             for k in rp:
                 expect(k.rsplit(".", 1)[1] in declared, f"OPTIONS header {k} not declared in the method response", e)
-        pol = body.get("x-amazon-apigateway-policy")
+        # Always a policy (so that switching the option off replaces it): the
+        # Allow alone, plus the Deny outside AllowedSourceCidrs when set.
+        pol = body.get("x-amazon-apigateway-policy") or {"Statement": []}
         cidrs = params["AllowedSourceCidrs"]
-        expect((pol is not None) == bool(cidrs), "resource policy iff AllowedSourceCidrs", e)
-        if pol:
-            effects = [s["Effect"] for s in pol["Statement"]]
-            expect(effects == ["Allow", "Deny"], "policy: Allow + Deny", e)
+        effects = [s["Effect"] for s in pol["Statement"]]
+        expect(effects == (["Allow", "Deny"] if cidrs else ["Allow"]), "policy: Allow (+ Deny iff AllowedSourceCidrs)", e)
+        allow = pol["Statement"][0] if pol["Statement"] else {}
+        expect(allow.get("Principal") == "*" and "Condition" not in allow, "policy: the Allow is unconditional", e)
+        if cidrs and len(effects) == 2:
             deny = pol["Statement"][1]
             expect(deny["Condition"]["NotIpAddress"]["aws:SourceIp"] == cidrs.split(","), "policy: NotIpAddress = the CIDRs", e)
         gw = api["GatewayResponses"]
