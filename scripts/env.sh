@@ -13,6 +13,12 @@ export GW_PORT="${GW_PORT:-9443}"                # nginx API gateway (auth_reque
 export CERTBOUND_PORT="${CERTBOUND_PORT:-8081}"  # certbound serve, RFC 7662 backend (gateway /)
 export CERTBOUND_JWT_PORT="${CERTBOUND_JWT_PORT:-8083}"  # certbound serve, JWT backend (gateway /jwt/)
 export ECHO_PORT="${ECHO_PORT:-8082}"            # sample backend
+export BROWSER_PAGE_PORT="${BROWSER_PAGE_PORT:-9480}"  # the browser test's page (scripts/browser-test.sh)
+
+# CORS on the gateway: the browser origins allowed to call it, exact
+# (scheme://host[:port], lower case), space-separated; empty = no CORS at all.
+# Default: the browser test's page. stack-up.sh turns it into nginx's allow-list.
+export CORS_ALLOWED_ORIGINS="${CORS_ALLOWED_ORIGINS-http://127.0.0.1:$BROWSER_PAGE_PORT}"
 
 # State: certificates, keys, rendered configs, PID files, logs. Never committed.
 export STACK_DIR="${STACK_DIR:-$STACK_REPO/.stack}"

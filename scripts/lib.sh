@@ -220,6 +220,25 @@ render() {
   mv "$out.tmp" "$out"
 }
 
+# cors_origin_regex ORIGIN...: the anchored regular expression nginx's CORS map
+# matches Origin against (nginx/certbound.conf.template): exactly these origins.
+# Each must be scheme://host[:port] in lower case, as browsers send it; none
+# gives a pattern that no real Origin matches.
+cors_origin_regex() {
+  local origin alternatives=()
+  for origin in "$@"; do
+    [[ "$origin" =~ ^https?://[a-z0-9.-]+(:[0-9]{1,5})?$ ]] \
+      || die "CORS_ALLOWED_ORIGINS: '$origin' is not an origin (scheme://host[:port], lower case, no path, no '*')"
+    alternatives+=("${origin//./\\.}")
+  done
+  if [ "${#alternatives[@]}" = 0 ]; then
+    echo '^$'
+  else
+    local IFS='|'
+    echo "^(${alternatives[*]})\$"
+  fi
+}
+
 # --- certbound -----------------------------------------------------------------
 
 # certbound_cmd [NAME=VALUE...]: set CERTBOUND_CMD to `env -i` with exactly the stack's

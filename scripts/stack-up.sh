@@ -101,8 +101,12 @@ fi
 # 5. nginx (rendered config; reloaded when already running)
 export LISTEN_ADDR=127.0.0.1 TLS_CERT="$STACK_SERVER_CERT" TLS_KEY="$STACK_SERVER_KEY"
 render "$REPO/nginx/nginx.conf.template" "$STACK_DIR/nginx/nginx.conf" STACK_DIR STACK_RUN STACK_LOGS
+# shellcheck disable=SC2086 # CORS_ALLOWED_ORIGINS is a space-separated list
+CORS_ORIGIN_REGEX="$(cors_origin_regex $CORS_ALLOWED_ORIGINS)" || exit 1
+export CORS_ORIGIN_REGEX
 render "$REPO/nginx/certbound.conf.template" "$STACK_DIR/nginx/certbound.conf" \
-  LISTEN_ADDR AS_PORT AS_TLS_PORT GW_PORT CERTBOUND_PORT CERTBOUND_JWT_PORT ECHO_PORT TLS_CERT TLS_KEY
+  LISTEN_ADDR AS_PORT AS_TLS_PORT GW_PORT CERTBOUND_PORT CERTBOUND_JWT_PORT ECHO_PORT TLS_CERT TLS_KEY \
+  CORS_ORIGIN_REGEX
 nginx_cmd=("$(nginx_bin)" -p "$STACK_DIR/nginx" -c "$STACK_DIR/nginx/nginx.conf" -e "$STACK_LOGS/nginx-error.log")
 "${nginx_cmd[@]}" -t -q >>"$STACK_LOGS/nginx-error.log" 2>&1 \
   || { tail -n 5 "$STACK_LOGS/nginx-error.log" >&2; die "nginx configuration test failed (log: $STACK_LOGS/nginx-error.log)"; }
