@@ -13,12 +13,13 @@ TOOLS_BIN := $(CURDIR)/.tools/venv/bin
 # Outputs captured for the secret scan (make test).
 SCAN_DIR := $(CURDIR)/target/secret-scan
 
-.PHONY: help deps build release lambda-build lint unit reference-diff fault-matrix cfn-lint lambda-test e2e scan-begin secret-scan test demo bench callgrind churn bench-compare load abuse stack-up stack-down clean
+.PHONY: help deps build release lambda-build lint unit reference-diff fault-matrix cfn-lint lambda-test e2e browser-test scan-begin secret-scan test demo bench callgrind churn bench-compare load abuse stack-up stack-down clean
 .PHONY: fuzz fuzz-smoke
 
 help:
 	@echo "make demo         run the local stack and print the binding matrix"
 	@echo "make test         fmt + clippy + unit/integration tests + cfn-lint + Lambda runtime tests + end-to-end"
+	@echo "make browser-test CORS on the local stack in headless Chromium (screenshots in target/browser/)"
 	@echo "make fault-matrix every HTTP backend against a hostile AS (FAULT_MATRIX_FLAGS=--markdown FILE)"
 	@echo "make fuzz         every cargo fuzz target, FUZZ_RUNS (1000000) executions each (FUZZ_SECONDS caps time, FUZZ_TARGETS picks)"
 	@echo "make bench        criterion benchmarks of the core (no network)"
@@ -87,6 +88,14 @@ e2e: lambda-build
 	@mkdir -p $(SCAN_DIR)
 	set -o pipefail; CERTBOUND_BIN=$(CURDIR)/target/lambda/certbound/bootstrap scripts/e2e.sh 2>&1 \
 	  | tee $(SCAN_DIR)/e2e.out
+
+# CORS for browser clients, in headless Chromium (Debian's chromium, pinned in
+# scripts/browser-test.sh; playwright-core pinned in browser/package.json)
+# against the local stack, with the binary e2e uses. Screenshots: target/browser/.
+browser-test: lambda-build
+	@mkdir -p $(SCAN_DIR)
+	set -o pipefail; CERTBOUND_BIN=$(CURDIR)/target/lambda/certbound/bootstrap scripts/browser-test.sh 2>&1 \
+	  | tee $(SCAN_DIR)/browser-test.out
 
 # No secret in any output: make test runs the fault matrix, the Lambda runtime
 # tests and the end-to-end matrix at RUST_LOG=debug; every script records the secrets it
