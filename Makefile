@@ -18,7 +18,7 @@ SCAN_DIR := $(CURDIR)/target/secret-scan
 
 help:
 	@echo "make demo         run the local stack and print the binding matrix"
-	@echo "make test         fmt + clippy + unit/integration tests + cfn-lint + Lambda runtime tests + end-to-end"
+	@echo "make test         fmt + clippy + unit/integration tests + cfn-lint + Lambda runtime tests + end-to-end + browser test"
 	@echo "make browser-test CORS on the local stack in headless Chromium (screenshots in target/browser/)"
 	@echo "make fault-matrix every HTTP backend against a hostile AS (FAULT_MATRIX_FLAGS=--markdown FILE)"
 	@echo "make fuzz         every cargo fuzz target, FUZZ_RUNS (1000000) executions each (FUZZ_SECONDS caps time, FUZZ_TARGETS picks)"
@@ -112,7 +112,7 @@ secret-scan:
 
 test: export RUST_LOG = debug
 test: export SECRET_SCAN_FILE = $(SCAN_DIR)/secrets.tsv
-test: deps lint unit reference-diff cfn-lint scan-begin fault-matrix lambda-test e2e secret-scan fuzz-smoke
+test: deps lint unit reference-diff cfn-lint scan-begin fault-matrix lambda-test e2e browser-test secret-scan fuzz-smoke
 	@echo "make test: all green"
 
 # cargo fuzz (libFuzzer, ASan) targets in fuzz/ (README "Fuzzing"):
