@@ -5,13 +5,20 @@
 //
 // A page served from another origin (http://127.0.0.1:$BROWSER_PAGE_PORT, a
 // small static server here) calls the mTLS API through nginx with
-// fetch(url, {headers: {Authorization}, credentials: 'include'}); the browser
-// presents the client certificate (Playwright's clientCertificates option for
-// the gateway's origin). Each case is rendered by the page, asserted from the
-// DOM and saved as a screenshot in $BROWSER_OUT (default target/browser).
-// Then the logs show that every preflight was answered by nginx and none
-// reached certbound. Last line: "browser-test: N passed, M failed".
+// fetch(url, {headers: {Authorization}, credentials: 'include'}). Chromium
+// does the TLS itself, as for a person: it trusts the stack CA and holds the
+// client's certificate and key in an NSS database of its own ($HOME/.pki/nssdb,
+// one HOME per client, made here with certutil/pk12util), and presents the
+// certificate to the gateway without a dialog because the profile's
+// auto_select_certificate setting (what the AutoSelectCertificateForUrls
+// policy sets) names the gateway's origin. Each case runs in a new browser
+// with a new profile; the page renders it, the test asserts it from the DOM
+// and saves a screenshot in $BROWSER_OUT (default target/browser). Then the
+// logs show that every preflight was answered by nginx and none reached
+// certbound. Last line: "browser-test: N passed, M failed".
 
+import { execFileSync } from 'node:child_process';
+import { X509Certificate, createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -34,6 +41,7 @@ const CERTS = {
 const AS_URL = env('STACK_AS_URL');
 const GW_URL = env('STACK_GW_URL');
 const LOGS = env('STACK_LOGS');
+const WORK = path.join(env('STACK_DIR'), 'browser');
 const PAGE_PORT = Number.parseInt(env('BROWSER_PAGE_PORT'), 10);
 const CHROMIUM = env('CHROMIUM_BIN', '/usr/bin/chromium');
 const OUT = path.resolve(env('BROWSER_OUT', path.join(here, '..', 'target', 'browser')));
@@ -41,10 +49,28 @@ const ALLOWED_ORIGIN = `http://127.0.0.1:${PAGE_PORT}`;
 // The same page server under another name: another origin, not allowed.
 const OTHER_ORIGIN = `http://localhost:${PAGE_PORT}`;
 
-if (!process.env.NODE_EXTRA_CA_CERTS) {
-  // Playwright's client-certificate proxy runs in this process and checks the
-  // gateway's server certificate against Node's trust store.
-  throw new Error('NODE_EXTRA_CA_CERTS must name the stack CA (scripts/browser-test.sh sets it)');
+const GW_ORIGIN = new URL(GW_URL).origin;
+// cnf.x5t#S256 of a certificate: base64url(SHA-256(DER)).
+const thumbprint = (pem) => createHash('sha256').update(new X509Certificate(fs.readFileSync(pem)).raw).digest('base64url');
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+// A HOME for Chromium whose NSS database trusts the stack CA (for the
+// gateway's server certificate) and holds client WHO's certificate and key.
+function nssHome(who) {
+  const home = path.join(WORK, `home-${who}`);
+  const db = path.join(home, '.pki', 'nssdb');
+  fs.rmSync(home, { recursive: true, force: true });
+  fs.mkdirSync(db, { recursive: true, mode: 0o700 });
+  const p12 = path.join(home, `client-${who}.p12`);
+  const run = (cmd, args) => execFileSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  run('certutil', ['-N', '-d', `sql:${db}`, '--empty-password']);
+  run('certutil', ['-A', '-d', `sql:${db}`, '-n', 'certbound-stack-ca', '-t', 'C,,', '-i', CA]);
+  run('openssl', ['pkcs12', '-export', '-in', CERTS[who].cert, '-inkey', CERTS[who].key,
+    '-name', `client-${who}`, '-out', p12, '-passout', 'pass:']);
+  run('pk12util', ['-d', `sql:${db}`, '-i', p12, '-W', '']);
+  fs.rmSync(p12);
+  return home;
 }
 
 let passed = 0;
@@ -128,17 +154,33 @@ const logSince = (file, offset) => {
   } catch { return ''; }
 };
 
-// One case: a new browser context presenting CERT (or none) to the gateway,
-// the page loaded from ORIGIN, the form filled and submitted like a person
-// would, the outcome read back from the DOM, a screenshot.
-async function runCase(browser, { name, title, origin, cert, method = 'GET', apiPath, token }) {
-  const options = { viewport: { width: 1000, height: 640 } };
-  if (cert) {
-    options.clientCertificates = [{ origin: new URL(GW_URL).origin, certPath: CERTS[cert].cert, keyPath: CERTS[cert].key }];
-  }
-  const context = await browser.newContext(options);
+// One case: a new Chromium with a new profile (no preflight cache, no
+// connection, no certificate choice carried over) whose HOME holds client
+// CERT's certificate, the page loaded from ORIGIN, the form filled and
+// submitted like a person would, the outcome read back from the DOM, a
+// screenshot.
+let profiles = 0;
+async function runCase(homes, { name, title, origin, cert, method = 'GET', apiPath, token }) {
+  const profile = path.join(WORK, `profile-${++profiles}`);
+  fs.rmSync(profile, { recursive: true, force: true });
+  fs.mkdirSync(path.join(profile, 'Default'), { recursive: true });
+  // Present a certificate to the gateway's origin without asking: any
+  // certificate of the NSS database (there is one).
+  fs.writeFileSync(path.join(profile, 'Default', 'Preferences'), JSON.stringify({
+    profile: { content_settings: { exceptions: { auto_select_certificate: {
+      [`${GW_ORIGIN},*`]: { setting: { filters: [{}] } },
+    } } } },
+  }));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    env: { ...process.env, HOME: homes[cert] },
+    viewport: { width: 1000, height: 640 },
+  });
   try {
-    const page = await context.newPage();
+    if (profiles === 1) console.log(`browser-test: ${CHROMIUM} ${context.browser()?.version() ?? ''}, page ${ALLOWED_ORIGIN}, API ${GW_URL}`);
+    const page = context.pages()[0] ?? await context.newPage();
     await page.goto(`${origin}/`, { waitUntil: 'load' });
     await page.evaluate((text) => { document.getElementById('case').textContent = text; }, title);
     await page.selectOption('#method', method);
@@ -164,6 +206,7 @@ async function runCase(browser, { name, title, origin, cert, method = 'GET', api
     return { ...got, screenshot: file };
   } finally {
     await context.close();
+    fs.rmSync(profile, { recursive: true, force: true });
   }
 }
 
@@ -179,28 +222,22 @@ async function main() {
   const jwtStart = logSize(jwtLog);
   const started = Date.now();
 
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    // The flags this machine needs (closed network, root): see the README.
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  console.log(`browser-test: ${CHROMIUM} ${browser.version()}, page ${ALLOWED_ORIGIN}, API ${GW_URL}`);
+  const homes = { a: nssHome('a'), b: nssHome('b') };
   try {
     // 1. A's token with A's certificate: 200, the API's answer on the page.
-    let r = await runCase(browser, {
+    let r = await runCase(homes, {
       name: '1-allowed', title: "1. client A's token, client A's certificate", origin: ALLOWED_ORIGIN, cert: 'a', apiPath: '/example', token: tokenA,
     });
     let body = {};
     try { body = JSON.parse(r.body); } catch { /* checked below */ }
-    check("1 allowed origin, A's token + A's certificate: page shows 200 and the API's answer",
+    check("1 allowed origin, A's token + A's certificate: page shows 200 and the API's answer (client-a, A's thumbprint)",
       r.done === 'response' && r.status === '200' && body.path === '/example'
-        && body.headers?.['x-certbound-client-id'] === 'client-a',
+        && body.headers?.['x-certbound-client-id'] === 'client-a'
+        && body.headers?.['x-certbound-cert-thumbprint'] === thumbprint(CERTS.a.cert),
       `done=${r.done} status=${r.status} body=${r.body.slice(0, 120)} error=${r.error}`);
 
     // 2. A stolen token: A's token with B's certificate: 401 read by the page.
-    r = await runCase(browser, {
+    r = await runCase(homes, {
       name: '2-stolen-token', title: "2. client A's token presented with client B's certificate (stolen token)", origin: ALLOWED_ORIGIN, cert: 'b', apiPath: '/example', token: tokenA,
     });
     check("2 stolen token (A's token, B's certificate): page reads 401, WWW-Authenticate invalid_token, X-Certbound-Reason cert_mismatch",
@@ -210,7 +247,7 @@ async function main() {
       `done=${r.done} status=${r.status} headers=${JSON.stringify(r.headers)} error=${r.error}`);
 
     // 3. No token at all (a simple request: no preflight): 401 token_missing.
-    r = await runCase(browser, {
+    r = await runCase(homes, {
       name: '3-no-token', title: "3. no token, client A's certificate", origin: ALLOWED_ORIGIN, cert: 'a', apiPath: '/example', token: '',
     });
     check('3 no token: page reads 401, WWW-Authenticate Bearer, X-Certbound-Reason token_missing',
@@ -219,7 +256,7 @@ async function main() {
       `done=${r.done} status=${r.status} headers=${JSON.stringify(r.headers)} error=${r.error}`);
 
     // 4. A scope the token lacks (POST needs api:write): 403 read by the page.
-    r = await runCase(browser, {
+    r = await runCase(homes, {
       name: '4-scope', title: "4. POST with a read-only token (client A's certificate)", origin: ALLOWED_ORIGIN, cert: 'a', method: 'POST', apiPath: '/example', token: tokenA,
     });
     check('4 missing scope: page reads 403, insufficient_scope, X-Certbound-Reason scope_insufficient',
@@ -230,7 +267,7 @@ async function main() {
 
     // 5. The authorizer is down (browser-test.sh stopped certbound-jwt): 500,
     //    still readable by the page.
-    r = await runCase(browser, {
+    r = await runCase(homes, {
       name: '5-authorizer-down', title: '5. /jwt/ while its authorizer (certbound-jwt) is down', origin: ALLOWED_ORIGIN, cert: 'a', apiPath: '/jwt/example', token: tokenA,
     });
     check('5 authorizer unreachable: page reads 500',
@@ -239,20 +276,19 @@ async function main() {
 
     // 6. The same call as 1 from an origin that is not allowed: the browser
     //    refuses (no CORS headers on the preflight's answer), nothing rendered.
-    r = await runCase(browser, {
+    r = await runCase(homes, {
       name: '6-origin-not-allowed', title: `6. case 1 from ${OTHER_ORIGIN}, an origin that is not allowed`, origin: OTHER_ORIGIN, cert: 'a', apiPath: '/example', token: tokenA,
     });
     check('6 origin not allowed: fetch fails with TypeError, no status, no body rendered',
       r.done === 'error' && r.errorName === 'TypeError' && r.status === null && r.body === '',
       `done=${r.done} status=${r.status} error=${r.error}`);
   } finally {
-    await browser.close();
     await new Promise((resolve) => pageServer.close(resolve));
   }
 
   // The preflights: answered by nginx (204), none reached certbound.
   // Cases 1, 2, 4, 5 and 6 send Authorization (not a simple request): one
-  // preflight each (a new browser context each: no preflight cache). Case 3
+  // preflight each (a new browser and profile each: no preflight cache). Case 3
   // is a simple request. Case 6 sends only its preflight.
   const access = logSince(accessLog, accessStart).split('\n').filter(Boolean);
   const preflights = access.filter((l) => /"OPTIONS \/(jwt\/)?example HTTP\/[0-9.]+" 204 /.test(l));

@@ -10,6 +10,9 @@
 #   playwright-core  browser/package.json (exact) + package-lock.json, `npm ci`
 #                    into browser/node_modules (git-ignored) when stale. It
 #                    never downloads a browser of its own.
+#   libnss3-tools    certutil and pk12util (the NSS databases that hold the CA
+#                    and the client certificates for Chromium): apt, only when
+#                    missing, at the distribution's version.
 # Then: stack up, certbound-jwt stopped (case 5: an authorizer that does not
 # answer), the test, stack down (KEEP_STACK=1 leaves it running).
 # Screenshots: $BROWSER_OUT (default target/browser/*.png).
@@ -51,6 +54,15 @@ ensure_chromium() {
   [ -x "$CHROMIUM_BIN" ] || die "$CHROMIUM_BIN is missing after installing chromium"
 }
 
+ensure_nss_tools() {
+  command -v certutil >/dev/null 2>&1 && command -v pk12util >/dev/null 2>&1 && return 0
+  [ "$(id -u)" = 0 ] || die "certutil/pk12util are missing; sudo apt-get install -y libnss3-tools"
+  bt "installing libnss3-tools with apt-get (log: $STACK_LOGS/apt.log)"
+  { DEBIAN_FRONTEND=noninteractive apt-get update \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libnss3-tools; } \
+    >>"$STACK_LOGS/apt.log" 2>&1 || die "apt-get install libnss3-tools failed; see $STACK_LOGS/apt.log"
+}
+
 ensure_playwright() {
   local dir="$REPO/browser" marker="$REPO/browser/node_modules/.package-lock.json"
   if [ ! -f "$marker" ] || [ "$dir/package-lock.json" -nt "$marker" ] || [ "$dir/package.json" -nt "$marker" ]; then
@@ -70,6 +82,7 @@ cleanup() {
 
 mkdir -p "$STACK_LOGS"
 ensure_chromium
+ensure_nss_tools
 ensure_playwright
 
 trap cleanup EXIT
@@ -84,6 +97,4 @@ fi
 stop certbound-jwt 2>/dev/null
 
 rm -rf "$BROWSER_OUT"
-# Playwright's client-certificate proxy (in the node process) checks the
-# gateway's certificate against Node's trust store: add the stack CA.
-NODE_EXTRA_CA_CERTS="$STACK_CA_CERT" node "$REPO/browser/browser_test.mjs"
+node "$REPO/browser/browser_test.mjs"
