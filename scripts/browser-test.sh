@@ -29,38 +29,34 @@ bt() { printf 'browser-test: %s\n' "$*" >&2; }
 
 installed_chromium() { dpkg-query -W -f='${Status} ${Version}\n' chromium 2>/dev/null | awk '$3 == "installed" {print $4}'; }
 
-ensure_chromium() {
-  local have available candidate
+# chromium at $CHROMIUM_DEB_VERSION and libnss3-tools, in one apt-get run,
+# only when one is missing (or chromium is another version).
+ensure_apt_packages() {
+  local have available candidate want=()
   have="$(installed_chromium || true)"
-  [ "$have" != "$CHROMIUM_DEB_VERSION" ] || return 0
-  [ "$(id -u)" = 0 ] || die "chromium $CHROMIUM_DEB_VERSION is needed (installed: ${have:-none}); sudo apt-get install -y chromium=$CHROMIUM_DEB_VERSION"
-  mkdir -p "$STACK_LOGS"
+  command -v certutil >/dev/null 2>&1 && command -v pk12util >/dev/null 2>&1 || want+=(libnss3-tools)
+  [ "$have" = "$CHROMIUM_DEB_VERSION" ] && [ "${#want[@]}" = 0 ] && return 0
+  [ "$(id -u)" = 0 ] || die "needed: chromium=$CHROMIUM_DEB_VERSION (installed: ${have:-none}) and libnss3-tools; sudo apt-get install -y chromium=$CHROMIUM_DEB_VERSION libnss3-tools"
   DEBIAN_FRONTEND=noninteractive apt-get update >>"$STACK_LOGS/apt.log" 2>&1 || die "apt-get update failed; see $STACK_LOGS/apt.log"
-  available="$(apt-cache madison chromium 2>/dev/null | awk -F'|' '{gsub(/ /, "", $2); print $2}')"
-  if grep -qxF -- "$CHROMIUM_DEB_VERSION" <<<"$available"; then
-    bt "installing chromium=$CHROMIUM_DEB_VERSION with apt-get (was: ${have:-none}; log: $STACK_LOGS/apt.log)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends --allow-downgrades \
-      "chromium=$CHROMIUM_DEB_VERSION" >>"$STACK_LOGS/apt.log" 2>&1 \
-      || die "apt-get install chromium=$CHROMIUM_DEB_VERSION failed; see $STACK_LOGS/apt.log"
-  elif [ -n "$have" ]; then
-    bt "WARNING: chromium $CHROMIUM_DEB_VERSION is no longer offered by apt; keeping the installed $have"
-  else
-    candidate="$(apt-cache policy chromium 2>/dev/null | awk '/Candidate:/ {print $2}')"
-    [ -n "$candidate" ] && [ "$candidate" != "(none)" ] || die "apt offers no chromium package"
-    bt "WARNING: chromium $CHROMIUM_DEB_VERSION is no longer offered by apt; installing the candidate $candidate"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
-      >>"$STACK_LOGS/apt.log" 2>&1 || die "apt-get install chromium failed; see $STACK_LOGS/apt.log"
+  if [ "$have" != "$CHROMIUM_DEB_VERSION" ]; then
+    available="$(apt-cache madison chromium 2>/dev/null | awk -F'|' '{gsub(/ /, "", $2); print $2}')"
+    if grep -qxF -- "$CHROMIUM_DEB_VERSION" <<<"$available"; then
+      want+=("chromium=$CHROMIUM_DEB_VERSION")
+    elif [ -n "$have" ]; then
+      bt "WARNING: chromium $CHROMIUM_DEB_VERSION is no longer offered by apt; keeping the installed $have"
+    else
+      candidate="$(apt-cache policy chromium 2>/dev/null | awk '/Candidate:/ {print $2}')"
+      [ -n "$candidate" ] && [ "$candidate" != "(none)" ] || die "apt offers no chromium package"
+      bt "WARNING: chromium $CHROMIUM_DEB_VERSION is no longer offered by apt; installing the candidate $candidate"
+      want+=(chromium)
+    fi
+  fi
+  if [ "${#want[@]}" -gt 0 ]; then
+    bt "installing ${want[*]} with apt-get (chromium was: ${have:-none}; log: $STACK_LOGS/apt.log)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends --allow-downgrades "${want[@]}" \
+      >>"$STACK_LOGS/apt.log" 2>&1 || die "apt-get install ${want[*]} failed; see $STACK_LOGS/apt.log"
   fi
   [ -x "$CHROMIUM_BIN" ] || die "$CHROMIUM_BIN is missing after installing chromium"
-}
-
-ensure_nss_tools() {
-  command -v certutil >/dev/null 2>&1 && command -v pk12util >/dev/null 2>&1 && return 0
-  [ "$(id -u)" = 0 ] || die "certutil/pk12util are missing; sudo apt-get install -y libnss3-tools"
-  bt "installing libnss3-tools with apt-get (log: $STACK_LOGS/apt.log)"
-  { DEBIAN_FRONTEND=noninteractive apt-get update \
-      && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libnss3-tools; } \
-    >>"$STACK_LOGS/apt.log" 2>&1 || die "apt-get install libnss3-tools failed; see $STACK_LOGS/apt.log"
 }
 
 ensure_playwright() {
@@ -81,8 +77,7 @@ cleanup() {
 }
 
 mkdir -p "$STACK_LOGS"
-ensure_chromium
-ensure_nss_tools
+ensure_apt_packages
 ensure_playwright
 
 trap cleanup EXIT
