@@ -263,6 +263,7 @@ pub async fn authorize<A: Authorizer + ?Sized>(authorizer: &A, request: &AuthReq
         }
     }
     log_decision(request, &verdict, &result, cache, latency_ms);
+    crate::telemetry::decision(verdict.decision, verdict.reason);
     verdict
 }
 

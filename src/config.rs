@@ -63,6 +63,17 @@ pub enum BackendConfig {
     Jwt(JwtConfig),
 }
 
+impl BackendConfig {
+    /// The `backend` label of its metrics.
+    pub fn metrics_label(&self) -> &'static str {
+        match self {
+            BackendConfig::Authlete(_) => crate::telemetry::BACKEND_AUTHLETE,
+            BackendConfig::Rfc7662(_) => crate::telemetry::BACKEND_RFC7662,
+            BackendConfig::Jwt(_) => crate::telemetry::BACKEND_JWT,
+        }
+    }
+}
+
 /// How HTTP API payload 2.0 events are answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HttpApiResponse {
@@ -178,6 +189,9 @@ pub struct Config {
     /// Calls to the backend in flight at most (`CERTBOUND_MAX_INFLIGHT`,
     /// default 256); beyond: refused at once (`overloaded`).
     pub max_inflight: usize,
+    /// Metrics (`CERTBOUND_METRICS`, `CERTBOUND_METRICS_NAMESPACE`,
+    /// `CERTBOUND_METRICS_LISTEN`).
+    pub metrics: crate::telemetry::MetricsSettings,
 }
 
 fn is_loopback(url: &reqwest::Url) -> bool {
@@ -397,6 +411,7 @@ impl Config {
             serve: serve(env)?,
             cache: cache(env)?,
             max_inflight: env.whole("CERTBOUND_MAX_INFLIGHT", 1..=100_000, 256)? as usize,
+            metrics: crate::telemetry::MetricsSettings::from_env(env)?,
         })
     }
 }

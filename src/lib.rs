@@ -29,6 +29,7 @@ pub mod request;
 pub mod route;
 pub mod scopes;
 pub mod secrets;
+pub mod telemetry;
 pub mod transport;
 pub mod verdict;
 

@@ -220,11 +220,17 @@ impl Introspector for AuthleteIntrospector {
         &self,
         request: &IntrospectionRequest,
     ) -> Result<Answer, IntrospectionError> {
-        let raw = self
+        let call = crate::telemetry::AsCall::start(crate::telemetry::BACKEND_AUTHLETE);
+        let result = match self
             .client
             .send_for_json(self.build(request), MAX_RESPONSE_BYTES)
-            .await?;
-        parse_response(raw).map(Answer::Decided)
+            .await
+        {
+            Ok(raw) => parse_response(raw),
+            Err(e) => Err(e.into()),
+        };
+        call.finish(result.as_ref().err());
+        result.map(Answer::Decided)
     }
 
     fn verifies_dpop(&self) -> bool {

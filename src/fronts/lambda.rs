@@ -681,6 +681,10 @@ pub async fn handle_event<A: Authorizer + ?Sized>(
 }
 
 fn invalid(e: EventError, request_id: Option<&str>) -> HandlerError {
+    crate::telemetry::decision(
+        Decision::InternalServerError,
+        Some(crate::Reason::EventInvalid),
+    );
     tracing::warn!(
         target: "certbound::decision",
         verdict = "InternalServerError",
@@ -726,13 +730,16 @@ where
                 tracing::error!(error = %e, "cannot build the authorizer");
                 HandlerError::Configuration(e)
             })?;
-            handle_event(
+            let answer = handle_event(
                 authorizer.as_ref(),
                 *http_api,
                 event.payload,
                 Some(event.context.request_id),
             )
-            .await
+            .await;
+            // One EMF document for this invocation, once its answer is known.
+            crate::telemetry::emf::flush();
+            answer
         }
     }))
     .await
