@@ -110,8 +110,10 @@ impl AsCall {
     /// `certbound_jwks_fetches_total`.
     pub fn start_jwks() -> Self {
         Self {
+            backend: BACKEND_JWT,
+            started: Instant::now(),
+            done: false,
             jwks: true,
-            ..Self::start(BACKEND_JWT)
         }
     }
 
