@@ -364,6 +364,11 @@ impl Config {
             validation: validation(env)?,
             // The transport's own deadline fires first, naming the phase.
             deadline: http.timeout + crate::transport::DEADLINE_GRACE,
+            usage_keys: match env.get("CERTBOUND_USAGE_KEYS") {
+                None => crate::usage::UsageKeys::default(),
+                Some(json) => crate::usage::UsageKeys::parse(&json)
+                    .map_err(|e| invalid("CERTBOUND_USAGE_KEYS", e.to_string()))?,
+            },
         };
         let http_api_response = match env
             .get("CERTBOUND_HTTP_API_RESPONSE")

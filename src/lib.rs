@@ -31,6 +31,7 @@ pub mod scopes;
 pub mod secrets;
 pub mod telemetry;
 pub mod transport;
+pub mod usage;
 pub mod verdict;
 
 pub use authorizer::{authorize, Authorizer, Settings, StandardAuthorizer};

@@ -607,6 +607,8 @@ struct PolicyResponse<'a> {
     principal_id: &'a str,
     policy_document: PolicyDocument<'a>,
     context: &'a Context,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage_identifier_key: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -657,6 +659,10 @@ pub fn respond(simple: bool, verdict: &Verdict) -> Result<Value, HandlerError> {
                 }],
             },
             context: &verdict.context,
+            usage_identifier_key: verdict
+                .usage_identifier_key
+                .as_ref()
+                .map(crate::usage::UsageKey::expose),
         })
     };
     value.map_err(|_| HandlerError::InternalServerError)
