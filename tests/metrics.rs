@@ -652,6 +652,10 @@ async fn serve_exports_prometheus_text_on_its_own_listener() {
         .starts_with("text/plain; version=0.0.4"));
     let text = scrape.text().await.unwrap();
     assert!(
+        text.contains("# HELP certbound_decisions_total Authorization decisions"),
+        "{text}"
+    );
+    assert!(
         text.contains("# TYPE certbound_decisions_total counter"),
         "{text}"
     );

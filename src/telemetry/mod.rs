@@ -47,6 +47,30 @@ pub const BACKEND_RFC7662: &str = "rfc7662";
 /// metadata and JWKS fetches).
 pub const BACKEND_JWT: &str = "jwt";
 
+/// Describes every metric to the installed recorder (Prometheus `# HELP`).
+pub fn describe() {
+    metrics::describe_counter!(
+        DECISIONS,
+        "Authorization decisions by verdict and reason (none on Allow)"
+    );
+    metrics::describe_counter!(
+        AS_REQUESTS,
+        "HTTP requests to the authorization server (introspection; JWKS and metadata for jwt)"
+    );
+    metrics::describe_counter!(
+        AS_FAILURES,
+        "Failed requests to the authorization server: as_unavailable (no usable answer) or as_error (an unusable one)"
+    );
+    metrics::describe_histogram!(
+        AS_DURATION,
+        metrics::Unit::Seconds,
+        "Duration of requests to the authorization server"
+    );
+    metrics::describe_counter!(CACHE, "Answer cache look-ups: hit, miss, bypass");
+    metrics::describe_counter!(JWKS_FETCHES, "JWKS fetches: ok, error");
+    metrics::describe_gauge!(BUILD_INFO, "Always 1: the version and the backend");
+}
+
 /// One decision (every front, including requests not understood).
 pub fn decision(decision: Decision, reason: Option<Reason>) {
     metrics::counter!(

@@ -30,9 +30,11 @@ const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 /// Builds the recorder (AS latency as a true histogram) and installs it as
 /// the process's global recorder.
 pub fn install() -> Result<PrometheusHandle, BuildError> {
-    PrometheusBuilder::new()
+    let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(AS_DURATION.to_owned()), &AS_DURATION_BUCKETS)?
-        .install_recorder()
+        .install_recorder()?;
+    super::describe();
+    Ok(handle)
 }
 
 /// `GET /metrics` → the text format; anything else 404.
