@@ -36,6 +36,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # cargo-lambda on PATH.
 TOOLS_BIN = os.path.join(REPO, ".tools", "venv", "bin")
 API_KEY, API_SECRET = "5593494639", "double-secret"
+# The API key value of the double's client (alias "tpp") for REST usage plans.
+USAGE_KEY = "usage-key-tpp-7Qm2xV9pL4sR8nK3"
 EVENT_TOKEN = "Mx9c3Ufo1kcbl4Jd0Vn3nqGNM2vA3hT2-_8sWl2aHno"
 
 
@@ -275,6 +277,7 @@ def main():
         return real_as(args)
     record_secret("access token (events/)", EVENT_TOKEN)
     record_secret("Authlete API secret (double)", API_SECRET)
+    record_secret("usage plan API key (double's client)", USAGE_KEY)
 
     double = ThreadingHTTPServer(("127.0.0.1", 0), AuthleteDouble)
     threading.Thread(target=double.serve_forever, daemon=True).start()
@@ -332,6 +335,31 @@ def main():
         failed += not ok
         print(f"{'PASS' if ok else 'FAIL'}  [EMF] one valid EMF document on stdout for each of "
               f"{emf_invocations} invocations, naming the verdict delivered")
+        # Usage plans: the client's API key on a REST Allow, never on HTTP API
+        # events, never in the function's own log (at trace).
+        usage_log_path = os.path.join(REPO, "target/lambda-runtime-usage.log")
+        with open(usage_log_path, "w") as usage_log:
+            keys = json.dumps({"tpp": USAGE_KEY, "other-client": "usage-key-other-0000000000"})
+            fn = Function(args.bin, rt_port, dict(authlete, CERTBOUND_USAGE_KEYS=keys, RUST_LOG="trace"),
+                          usage_log, log)
+            # events/rest-request.json carries `"version": "1.0"`, which makes it an
+            # HTTP API 1.0 event (REST APIs send no version): without it, REST.
+            rest_event = json.loads(events["rest-request.json"])
+            rest_event.pop("version", None)
+            _, rest = invoke(rt_port, json.dumps(rest_event).encode())
+            _, http_v1 = invoke(rt_port, events["rest-request.json"])
+            _, v2 = invoke(rt_port, events["http-api-v2.json"])
+            fn.stop()
+        ok = (outcome(200, rest) == "Allow" and rest.get("usageIdentifierKey") == USAGE_KEY
+              and outcome(200, v2) == "Allow" and "usageIdentifierKey" not in v2
+              and outcome(200, http_v1) == "Allow" and "usageIdentifierKey" not in http_v1
+              and USAGE_KEY not in open(usage_log_path).read())
+        passed += ok
+        failed += not ok
+        print(f"{'PASS' if ok else 'FAIL'}  [CERTBOUND_USAGE_KEYS] REST Allow carries the client's "
+              f"usageIdentifierKey, HTTP API 1.0 and 2.0 none, the key in no log line"
+              + ("" if ok else f": REST {outcome(200, rest)}, key {'right' if rest.get('usageIdentifierKey') == USAGE_KEY else 'wrong'}; "
+                 f"HTTP API {outcome(200, v2)}, key {'absent' if 'usageIdentifierKey' not in v2 else 'present'}"))
         # CERTBOUND_METRICS=off: nothing on stdout.
         stdout = Stdout("lambda-runtime-stdout-off.log")
         fn = Function(args.bin, rt_port, dict(authlete, CERTBOUND_METRICS="off"), log, stdout.file)
