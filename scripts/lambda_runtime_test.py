@@ -36,6 +36,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # cargo-lambda on PATH.
 TOOLS_BIN = os.path.join(REPO, ".tools", "venv", "bin")
 API_KEY, API_SECRET = "5593494639", "double-secret"
+# The API key value of the double's client (alias "tpp") for REST usage plans.
+USAGE_KEY = "usage-key-tpp-7Qm2xV9pL4sR8nK3"
 EVENT_TOKEN = "Mx9c3Ufo1kcbl4Jd0Vn3nqGNM2vA3hT2-_8sWl2aHno"
 
 
@@ -187,7 +189,7 @@ class Emulator:
 class Function:
     """One certbound process attached to the emulator."""
 
-    def __init__(self, binary, rt_port, env, log):
+    def __init__(self, binary, rt_port, env, log, stdout=None):
         full = {
             "PATH": os.environ.get("PATH", ""),
             "AWS_LAMBDA_FUNCTION_VERSION": "1",
@@ -201,12 +203,65 @@ class Function:
         }
         full.update(env)
         self.started = time.perf_counter()
-        self.proc = subprocess.Popen([binary], env=full, stdout=log, stderr=log)
+        self.proc = subprocess.Popen([binary], env=full, stdout=stdout or log, stderr=log)
 
     def stop(self):
         rss = peak_rss_kib(self.proc.pid)
         stop_process(self.proc)
         return rss
+
+
+# The verdict an EMF document names, by outcome as the Runtime API delivers it.
+EMF_VERDICT = {"Allow": "Allow", "simple:Allow": "Allow", "Deny": "Deny", "simple:Deny": "Deny",
+               "error:Unauthorized": "Unauthorized",
+               "error:Internal Server Error": "InternalServerError"}
+
+
+class Stdout:
+    """A function's stdout in a file of its own, read invocation by invocation."""
+
+    def __init__(self, name):
+        self.path = os.path.join(REPO, "target", name)
+        self.file = open(self.path, "w")
+        self.offset = 0
+
+    def new_lines(self):
+        with open(self.path) as f:
+            f.seek(self.offset)
+            text = f.read()
+            self.offset = f.tell()
+        return [line for line in text.splitlines() if line.strip()]
+
+
+def check_emf(lines, want):
+    """At most one EMF document per invocation; it parses, follows the EMF
+    structure and names the verdict delivered. Returns a problem or None."""
+    docs = []
+    for line in lines:
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            return f"stdout line is not JSON: {line[:80]}"
+        if isinstance(doc, dict) and "_aws" in doc:
+            docs.append(doc)
+    if len(docs) != 1:
+        return f"{len(docs)} EMF documents for one invocation"
+    doc = docs[0]
+    aws = doc["_aws"]
+    if not isinstance(aws.get("Timestamp"), int) or not aws.get("CloudWatchMetrics"):
+        return "no _aws.Timestamp / CloudWatchMetrics"
+    for d in aws["CloudWatchMetrics"]:
+        if not isinstance(d.get("Namespace"), str) or not d.get("Dimensions") or not d.get("Metrics"):
+            return f"incomplete directive {d}"
+        for dims in d["Dimensions"]:
+            if any(not isinstance(doc.get(k), str) for k in dims):
+                return f"dimension of {dims} not a top-level string"
+        for m in d["Metrics"]:
+            if not isinstance(doc.get(m["Name"]), (int, float, list)):
+                return f"metric {m['Name']} has no value"
+    if doc.get("Verdict") != EMF_VERDICT.get(want) or doc.get("Decisions") != 1:
+        return f"Verdict {doc.get('Verdict')} / Decisions {doc.get('Decisions')} for {want}"
+    return None
 
 
 def main():
@@ -222,6 +277,7 @@ def main():
         return real_as(args)
     record_secret("access token (events/)", EVENT_TOKEN)
     record_secret("Authlete API secret (double)", API_SECRET)
+    record_secret("usage plan API key (double's client)", USAGE_KEY)
 
     double = ThreadingHTTPServer(("127.0.0.1", 0), AuthleteDouble)
     threading.Thread(target=double.serve_forever, daemon=True).start()
@@ -258,15 +314,62 @@ def main():
                 "http-api-v2.json": "error:Internal Server Error"}),
         }
         rss = []
-        for label, (env, cases) in expected.items():
-            fn = Function(args.bin, rt_port, env, log)
+        emf_invocations = emf_problems = 0
+        for i, (label, (env, cases)) in enumerate(expected.items()):
+            stdout = Stdout(f"lambda-runtime-stdout-{i}.log")
+            fn = Function(args.bin, rt_port, env, log, stdout.file)
             for name, want in cases.items():
                 got = outcome(*invoke(rt_port, events[name]))
                 ok = got == want
                 passed += ok
                 failed += not ok
                 print(f"{'PASS' if ok else 'FAIL'}  [{label}] {name}: want {want}, got {got}")
+                problem = check_emf(stdout.new_lines(), want)
+                emf_invocations += 1
+                if problem:
+                    emf_problems += 1
+                    print(f"FAIL  [{label}] {name}: EMF: {problem}")
             rss.append(fn.stop())
+        ok = emf_problems == 0
+        passed += ok
+        failed += not ok
+        print(f"{'PASS' if ok else 'FAIL'}  [EMF] one valid EMF document on stdout for each of "
+              f"{emf_invocations} invocations, naming the verdict delivered")
+        # Usage plans: the client's API key on a REST Allow, never on HTTP API
+        # events, never in the function's own log (at trace).
+        usage_log_path = os.path.join(REPO, "target/lambda-runtime-usage.log")
+        with open(usage_log_path, "w") as usage_log:
+            keys = json.dumps({"tpp": USAGE_KEY, "other-client": "usage-key-other-0000000000"})
+            fn = Function(args.bin, rt_port, dict(authlete, CERTBOUND_USAGE_KEYS=keys, RUST_LOG="trace"),
+                          usage_log, log)
+            # events/rest-request.json carries `"version": "1.0"`, which makes it an
+            # HTTP API 1.0 event (REST APIs send no version): without it, REST.
+            rest_event = json.loads(events["rest-request.json"])
+            rest_event.pop("version", None)
+            _, rest = invoke(rt_port, json.dumps(rest_event).encode())
+            _, http_v1 = invoke(rt_port, events["rest-request.json"])
+            _, v2 = invoke(rt_port, events["http-api-v2.json"])
+            fn.stop()
+        ok = (outcome(200, rest) == "Allow" and rest.get("usageIdentifierKey") == USAGE_KEY
+              and outcome(200, v2) == "Allow" and "usageIdentifierKey" not in v2
+              and outcome(200, http_v1) == "Allow" and "usageIdentifierKey" not in http_v1
+              and USAGE_KEY not in open(usage_log_path).read())
+        passed += ok
+        failed += not ok
+        print(f"{'PASS' if ok else 'FAIL'}  [CERTBOUND_USAGE_KEYS] REST Allow carries the client's "
+              f"usageIdentifierKey, HTTP API 1.0 and 2.0 none, the key in no log line"
+              + ("" if ok else f": REST {outcome(200, rest)}, key {'right' if rest.get('usageIdentifierKey') == USAGE_KEY else 'wrong'}; "
+                 f"HTTP API {outcome(200, v2)}, key {'absent' if 'usageIdentifierKey' not in v2 else 'present'}"))
+        # CERTBOUND_METRICS=off: nothing on stdout.
+        stdout = Stdout("lambda-runtime-stdout-off.log")
+        fn = Function(args.bin, rt_port, dict(authlete, CERTBOUND_METRICS="off"), log, stdout.file)
+        got = outcome(*invoke(rt_port, events["rest-request.json"]))
+        lines = stdout.new_lines()
+        fn.stop()
+        ok = got == "Allow" and not lines
+        passed += ok
+        failed += not ok
+        print(f"{'PASS' if ok else 'FAIL'}  [CERTBOUND_METRICS=off] {got}, {len(lines)} stdout lines")
 
         # RUST_LOG=trace: lambda_runtime would log every raw event (with the
         # Authorization header); certbound caps its dependencies at info.

@@ -24,7 +24,9 @@ use crate::backends::{
 };
 use crate::decision::{self, Facts, Validation};
 use crate::request::AuthRequest;
+use crate::request::Source;
 use crate::scopes::ScopeRules;
+use crate::usage::{UsageKey, UsageKeys};
 use crate::verdict::{Challenge, Context, Decision, Verdict, ANONYMOUS_PRINCIPAL};
 
 /// Behaviour switches shared by every front.
@@ -44,6 +46,9 @@ pub struct Settings {
     /// (introspection; JWKS discovery and fetch): beyond it the answer is
     /// a timeout (500 / Deny). `CERTBOUND_TIMEOUT_MS`.
     pub deadline: std::time::Duration,
+    /// API key values by client (`CERTBOUND_USAGE_KEYS`): on Allow for a
+    /// REST `REQUEST`/`TOKEN` event, the answer's `usageIdentifierKey`.
+    pub usage_keys: UsageKeys,
 }
 
 impl Default for Settings {
@@ -54,6 +59,7 @@ impl Default for Settings {
             realm: None,
             validation: Validation::default(),
             deadline: std::time::Duration::from_millis(3000),
+            usage_keys: UsageKeys::default(),
         }
     }
 }
@@ -252,6 +258,10 @@ pub async fn authorize<A: Authorizer + ?Sized>(authorizer: &A, request: &AuthReq
         resource: request.resource.clone(),
         challenge,
         dpop_nonce: response.and_then(|r| r.dpop_nonce.clone()),
+        usage_identifier_key: match (decision, response) {
+            (Decision::Allow, Some(r)) => usage_key(request, settings, r),
+            _ => None,
+        },
         context,
     };
     match decision {
@@ -263,7 +273,38 @@ pub async fn authorize<A: Authorizer + ?Sized>(authorizer: &A, request: &AuthReq
         }
     }
     log_decision(request, &verdict, &result, cache, latency_ms);
+    crate::telemetry::decision(verdict.decision, verdict.reason);
     verdict
+}
+
+/// The API key of the token's client, for REST API usage plans (REST
+/// `REQUEST` and `TOKEN` events only; HTTP APIs have no usage plans). A
+/// client without one is logged (its id, never a key).
+fn usage_key(
+    request: &AuthRequest,
+    settings: &Settings,
+    response: &IntrospectionResponse,
+) -> Option<UsageKey> {
+    if settings.usage_keys.is_empty()
+        || !matches!(request.source, Source::RestRequest | Source::RestToken)
+    {
+        return None;
+    }
+    let names = response
+        .client_id
+        .iter()
+        .chain(&response.client_identifiers)
+        .map(String::as_str);
+    let key = settings.usage_keys.lookup(names).cloned();
+    if key.is_none() {
+        tracing::info!(
+            target: "certbound::usage",
+            client_id = response.client_id.as_deref(),
+            request_id = request.request_id.as_deref(),
+            "no usage key for this client: no usageIdentifierKey (API Gateway refuses methods that require an API key)"
+        );
+    }
+    key
 }
 
 fn now() -> i64 {

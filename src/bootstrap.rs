@@ -76,6 +76,7 @@ pub fn backend(config: &Config) -> Result<Arc<dyn Introspector>, StartError> {
 
 /// The ready-made authorizer for a configuration.
 pub fn authorizer(config: &Config) -> Result<StandardAuthorizer, StartError> {
+    crate::telemetry::build_info(config.backend.metrics_label());
     Ok(
         StandardAuthorizer::new(backend(config)?, config.settings.clone())
             .with_scope_rules(config.scope_rules.clone()),

@@ -200,6 +200,27 @@ impl Introspector for CachedBackend {
     }
 
     async fn introspect_traced(&self, request: &IntrospectionRequest) -> Traced {
+        let traced = self.lookup(request).await;
+        crate::telemetry::cache(traced.cache);
+        traced
+    }
+
+    fn verifies_dpop(&self) -> bool {
+        self.inner.verifies_dpop()
+    }
+
+    fn identity(&self) -> String {
+        self.identity.clone()
+    }
+
+    fn cache_scope(&self) -> CacheScope {
+        self.scope
+    }
+}
+
+impl CachedBackend {
+    /// The answer, from the cache or the backend, and which it was.
+    async fn lookup(&self, request: &IntrospectionRequest) -> Traced {
         if request.dpop.is_some() || request.scheme == Scheme::DPoP {
             return Traced {
                 result: self.inner.introspect(request).await,
@@ -249,18 +270,6 @@ impl Introspector for CachedBackend {
             },
         };
         Traced { result, cache }
-    }
-
-    fn verifies_dpop(&self) -> bool {
-        self.inner.verifies_dpop()
-    }
-
-    fn identity(&self) -> String {
-        self.identity.clone()
-    }
-
-    fn cache_scope(&self) -> CacheScope {
-        self.scope
     }
 }
 

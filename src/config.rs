@@ -63,6 +63,17 @@ pub enum BackendConfig {
     Jwt(JwtConfig),
 }
 
+impl BackendConfig {
+    /// The `backend` label of its metrics.
+    pub fn metrics_label(&self) -> &'static str {
+        match self {
+            BackendConfig::Authlete(_) => crate::telemetry::BACKEND_AUTHLETE,
+            BackendConfig::Rfc7662(_) => crate::telemetry::BACKEND_RFC7662,
+            BackendConfig::Jwt(_) => crate::telemetry::BACKEND_JWT,
+        }
+    }
+}
+
 /// How HTTP API payload 2.0 events are answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HttpApiResponse {
@@ -178,6 +189,9 @@ pub struct Config {
     /// Calls to the backend in flight at most (`CERTBOUND_MAX_INFLIGHT`,
     /// default 256); beyond: refused at once (`overloaded`).
     pub max_inflight: usize,
+    /// Metrics (`CERTBOUND_METRICS`, `CERTBOUND_METRICS_NAMESPACE`,
+    /// `CERTBOUND_METRICS_LISTEN`).
+    pub metrics: crate::telemetry::MetricsSettings,
 }
 
 fn is_loopback(url: &reqwest::Url) -> bool {
@@ -350,6 +364,11 @@ impl Config {
             validation: validation(env)?,
             // The transport's own deadline fires first, naming the phase.
             deadline: http.timeout + crate::transport::DEADLINE_GRACE,
+            usage_keys: match env.get("CERTBOUND_USAGE_KEYS") {
+                None => crate::usage::UsageKeys::default(),
+                Some(json) => crate::usage::UsageKeys::parse(&json)
+                    .map_err(|e| invalid("CERTBOUND_USAGE_KEYS", e.to_string()))?,
+            },
         };
         let http_api_response = match env
             .get("CERTBOUND_HTTP_API_RESPONSE")
@@ -397,6 +416,7 @@ impl Config {
             serve: serve(env)?,
             cache: cache(env)?,
             max_inflight: env.whole("CERTBOUND_MAX_INFLIGHT", 1..=100_000, 256)? as usize,
+            metrics: crate::telemetry::MetricsSettings::from_env(env)?,
         })
     }
 }

@@ -335,6 +335,7 @@ fn decide_as(
         }
     };
     out.client_id = d.client_id;
+    out.client_identifiers = d.client_identifiers;
     out.subject = d.subject;
     out.scopes = d.scopes;
     out.expires_at_ms = d.expires_at_ms;

@@ -29,7 +29,9 @@ pub mod request;
 pub mod route;
 pub mod scopes;
 pub mod secrets;
+pub mod telemetry;
 pub mod transport;
+pub mod usage;
 pub mod verdict;
 
 pub use authorizer::{authorize, Authorizer, Settings, StandardAuthorizer};

@@ -21,11 +21,12 @@ use crate::config::Env;
 use crate::transport::{build_client, HttpSettings};
 
 /// The variables a secret may set: credentials, nothing else.
-pub const CREDENTIAL_VARS: [&str; 4] = [
+pub const CREDENTIAL_VARS: [&str; 5] = [
     "AUTHLETE_SERVICE_APISECRET",
     "AUTHLETE_SERVICE_ACCESSTOKEN",
     "CERTBOUND_INTROSPECTION_CLIENT_SECRET",
     "CERTBOUND_COGNITO_CLIENT_CERTS",
+    "CERTBOUND_USAGE_KEYS",
 ];
 
 /// Why the secret could not be fetched. Messages never hold its value.

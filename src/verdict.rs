@@ -192,6 +192,9 @@ pub struct Verdict {
     pub challenge: Option<Challenge>,
     /// A `DPoP-Nonce` to hand to the client, when the AS asked for one.
     pub dpop_nonce: Option<String>,
+    /// REST API usage plans: the API key of the token's client
+    /// (`CERTBOUND_USAGE_KEYS`), on Allow only. `Debug` never shows it.
+    pub usage_identifier_key: Option<crate::usage::UsageKey>,
     /// The context passed on to the backend.
     pub context: Context,
 }

@@ -116,14 +116,16 @@ pub fn parse_response(raw: Value) -> Result<IntrospectionResponse, Introspection
         .ok_or_else(|| IntrospectionError::InvalidResponse("no action".into()))?;
     let action = Action::parse(&action_name)
         .ok_or_else(|| IntrospectionError::UnknownAction(action_name.chars().take(64).collect()))?;
-    let client_id = if body.client_id_alias_used == Some(true) && body.client_id_alias.is_some() {
-        body.client_id_alias
+    let number = match body.client_id {
+        Some(Value::Number(n)) if n.as_i64() != Some(0) => Some(n.to_string()),
+        Some(Value::String(s)) if !s.is_empty() && s != "0" => Some(s),
+        _ => None,
+    };
+    let alias = body.client_id_alias.filter(|a| !a.is_empty());
+    let (client_id, other) = if body.client_id_alias_used == Some(true) && alias.is_some() {
+        (alias, number)
     } else {
-        match body.client_id {
-            Some(Value::Number(n)) if n.as_i64() != Some(0) => Some(n.to_string()),
-            Some(Value::String(s)) if !s.is_empty() && s != "0" => Some(s),
-            _ => None,
-        }
+        (number, alias)
     };
     let scopes = body.scopes.map(|list| {
         list.into_iter()
@@ -148,6 +150,7 @@ pub fn parse_response(raw: Value) -> Result<IntrospectionResponse, Introspection
         result_message: body.result_message,
         challenge: body.response_content.as_deref().and_then(Challenge::parse),
         client_id,
+        client_identifiers: other.into_iter().collect(),
         subject: body.subject.filter(|s| !s.is_empty()),
         scopes,
         // Kept even when 0 (Authlete's "no token"): the reference puts `exp: 0`.
@@ -220,11 +223,17 @@ impl Introspector for AuthleteIntrospector {
         &self,
         request: &IntrospectionRequest,
     ) -> Result<Answer, IntrospectionError> {
-        let raw = self
+        let call = crate::telemetry::AsCall::start(crate::telemetry::BACKEND_AUTHLETE);
+        let result = match self
             .client
             .send_for_json(self.build(request), MAX_RESPONSE_BYTES)
-            .await?;
-        parse_response(raw).map(Answer::Decided)
+            .await
+        {
+            Ok(raw) => parse_response(raw),
+            Err(e) => Err(e.into()),
+        };
+        call.finish(result.as_ref().err());
+        result.map(Answer::Decided)
     }
 
     fn verifies_dpop(&self) -> bool {

@@ -338,7 +338,15 @@ impl Jwks {
                 };
             }
         }
+        let call = crate::telemetry::AsCall::start_jwks();
         let result = self.fetch().await;
+        call.finish(
+            result
+                .as_ref()
+                .err()
+                .map(|e| super::IntrospectionError::from(e.clone()))
+                .as_ref(),
+        );
         let now = Instant::now();
         let mut s = self.state.write().unwrap_or_else(|e| e.into_inner());
         s.generation += 1;

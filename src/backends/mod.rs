@@ -172,6 +172,9 @@ pub struct IntrospectionResponse {
     pub challenge: Option<Challenge>,
     /// The client the token was issued to.
     pub client_id: Option<String>,
+    /// Other names of that client, for look-ups by client (usage keys):
+    /// Authlete's alias and number, whichever `client_id` is not.
+    pub client_identifiers: Vec<String>,
     /// The resource owner (or the client, for client-credentials tokens).
     pub subject: Option<String>,
     /// Scopes granted to the token.
@@ -198,6 +201,7 @@ impl IntrospectionResponse {
             result_message: None,
             challenge: None,
             client_id: None,
+            client_identifiers: Vec::new(),
             subject: None,
             scopes: None,
             expires_at_ms: None,

@@ -149,6 +149,20 @@ impl Introspector for Rfc7662Introspector {
         &self,
         request: &IntrospectionRequest,
     ) -> Result<Answer, IntrospectionError> {
+        let call = crate::telemetry::AsCall::start(crate::telemetry::BACKEND_RFC7662);
+        let result = self.call(request).await;
+        call.finish(result.as_ref().err());
+        result
+    }
+
+    fn identity(&self) -> String {
+        format!("rfc7662 {} {}", self.config.endpoint, self.config.client_id)
+    }
+}
+
+impl Rfc7662Introspector {
+    /// One introspection request and its answer.
+    async fn call(&self, request: &IntrospectionRequest) -> Result<Answer, IntrospectionError> {
         let response = self.client.send(self.build(request)).await?;
         if response.status == reqwest::StatusCode::BAD_REQUEST {
             // Some servers (node oidc-provider with a JWT) refuse to introspect
@@ -170,10 +184,6 @@ impl Introspector for Rfc7662Introspector {
         }
         let raw = response.json(MAX_RESPONSE_BYTES).await?;
         parse_response(raw).map(Answer::Claims)
-    }
-
-    fn identity(&self) -> String {
-        format!("rfc7662 {} {}", self.config.endpoint, self.config.client_id)
     }
 }
 

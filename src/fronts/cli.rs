@@ -13,8 +13,10 @@ use clap::{Parser, Subcommand};
 
 use crate::bootstrap::{start_from_process_env, Ready};
 use crate::cert::ClientCert;
+use crate::config::Env;
 use crate::fronts::lambda::{handle_event, HandlerError};
 use crate::logging;
+use crate::telemetry::MetricsSettings;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -123,6 +125,12 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             Command::Explain { event, request } => explain(event, request).await,
         }
     })
+}
+
+fn addr_of(listener: &tokio::net::TcpListener) -> String {
+    listener
+        .local_addr()
+        .map_or_else(|_| "?".to_owned(), |a| a.to_string())
 }
 
 fn worker_threads() -> Result<usize, String> {
@@ -264,10 +272,39 @@ fn thumbprint(file: &str, cognito_attribute: Option<&str>) -> ExitCode {
 }
 
 async fn serve(listen: SocketAddr) -> ExitCode {
+    // Installed before the start, so that build information is recorded.
+    let metrics = match MetricsSettings::from_env(&Env::process()) {
+        Ok(m) => m,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    let prometheus = match (metrics.enabled, metrics.listen) {
+        (true, Some(addr)) => {
+            let listener = match crate::telemetry::prometheus::bind(addr, listen).await {
+                Ok(l) => l,
+                Err(e) => return usage_error(&e.to_string()),
+            };
+            match crate::telemetry::prometheus::install() {
+                Ok(handle) => Some((listener, handle)),
+                Err(e) => return usage_error(&format!("cannot set up metrics: {e}")),
+            }
+        }
+        _ => None,
+    };
     let Ready { config, authorizer } = match start_from_process_env().await {
         Ok(ready) => ready,
         Err(e) => return usage_error(&e.to_string()),
     };
+    if let Some((listener, handle)) = prometheus {
+        tracing::info!(listen = %addr_of(&listener), path = crate::telemetry::prometheus::METRICS_PATH, "metrics listener ready");
+        crate::telemetry::prometheus::spawn_upkeep(handle.clone());
+        let app = crate::telemetry::prometheus::router(handle);
+        tokio::spawn(crate::fronts::http::run(
+            listener,
+            app,
+            config.serve.limits,
+            crate::fronts::http::shutdown(),
+        ));
+    }
     match crate::fronts::http::serve(Arc::new(authorizer), config.serve, listen).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => usage_error(&format!("cannot serve on {listen}: {e}")),
@@ -331,6 +368,16 @@ async fn lambda(handler: Handler) -> ExitCode {
                 ExitCode::from(1)
             }
         };
+    }
+    match MetricsSettings::from_env(&Env::process()) {
+        Ok(m) if m.enabled => {
+            crate::telemetry::emf::install(&m.namespace);
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "configuration error");
+            return ExitCode::from(2);
+        }
     }
     let result = if std::env::var_os("CERTBOUND_SECRET_ID").is_some() {
         // The secrets extension answers only during INVOKE: build lazily.

@@ -154,6 +154,10 @@ async fn handle(State(front): State<Arc<Front>>, request: Request) -> Response {
             to_response(&verdict)
         }
         Err(e) => {
+            crate::telemetry::decision(
+                crate::verdict::Decision::InternalServerError,
+                Some(Reason::EventInvalid),
+            );
             tracing::warn!(
                 target: "certbound::decision",
                 verdict = "InternalServerError",
@@ -379,7 +383,8 @@ pub async fn run(
         ),
     }
 }
-async fn shutdown() {
+/// Completes on SIGTERM or Ctrl-C.
+pub(crate) async fn shutdown() {
     #[cfg(unix)]
     if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
     {

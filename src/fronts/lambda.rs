@@ -607,6 +607,8 @@ struct PolicyResponse<'a> {
     principal_id: &'a str,
     policy_document: PolicyDocument<'a>,
     context: &'a Context,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage_identifier_key: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -657,6 +659,10 @@ pub fn respond(simple: bool, verdict: &Verdict) -> Result<Value, HandlerError> {
                 }],
             },
             context: &verdict.context,
+            usage_identifier_key: verdict
+                .usage_identifier_key
+                .as_ref()
+                .map(crate::usage::UsageKey::expose),
         })
     };
     value.map_err(|_| HandlerError::InternalServerError)
@@ -681,6 +687,10 @@ pub async fn handle_event<A: Authorizer + ?Sized>(
 }
 
 fn invalid(e: EventError, request_id: Option<&str>) -> HandlerError {
+    crate::telemetry::decision(
+        Decision::InternalServerError,
+        Some(crate::Reason::EventInvalid),
+    );
     tracing::warn!(
         target: "certbound::decision",
         verdict = "InternalServerError",
@@ -726,13 +736,16 @@ where
                 tracing::error!(error = %e, "cannot build the authorizer");
                 HandlerError::Configuration(e)
             })?;
-            handle_event(
+            let answer = handle_event(
                 authorizer.as_ref(),
                 *http_api,
                 event.payload,
                 Some(event.context.request_id),
             )
-            .await
+            .await;
+            // One EMF document for this invocation, once its answer is known.
+            crate::telemetry::emf::flush();
+            answer
         }
     }))
     .await
