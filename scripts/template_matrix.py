@@ -110,6 +110,9 @@ SINGLE = {
     "cors-localhost": {"CorsAllowedOrigins": "http://localhost:8080"},
     "waf": {"WebAclArn": WEBACL_ARN},
     "cidrs": {"AllowedSourceCidrs": CIDRS},
+    "json-logs": {"LogFormat": "JSON"},
+    "json-logs-debug": {"LogFormat": "JSON", "LogLevel": "debug"},
+    "json-logs-warn-no-metrics": {"LogFormat": "JSON", "LogLevel": "warn", "Metrics": "off"},
 }
 # The full product of the operating options, each off or on (REST: 2^11,
 # HTTP: the 8 that exist there, 2^8), with Backend=authlete.
@@ -198,6 +201,9 @@ class Renderer:
                 return any(self.value(i) for i in v)
             if k == "Condition":
                 return self.cond(v)
+            if k == "Fn::Contains":
+                lst, item = v
+                return str(self.value(item)) in [str(self.value(i)) for i in lst]
             raise Fail(f"unsupported function in a condition: {k}")
         return x
 
@@ -286,6 +292,12 @@ class Renderer:
             if k == "Fn::Select":
                 i, lst = v
                 return self.resolve(lst, where)[int(self.resolve(i, where))]
+            if k == "Fn::FindInMap":
+                m, top, second = (self.resolve(i, where) for i in v)
+                try:
+                    return self.tpl["Mappings"][m][top][second]
+                except KeyError:
+                    raise Fail(f"{where}: FindInMap {m}/{top}/{second} not in the mappings")
             if k == "Fn::Join":
                 sep, lst = v
                 return sep.join(str(i) for i in self.resolve(lst, where))
@@ -386,6 +398,14 @@ def check(params: dict[str, str], out: dict) -> list[str]:
     # The function.
     fn = res["CertboundAuthorizerFunction"]["Properties"]
     env = fn["Environment"]["Variables"]
+    logging = fn["LoggingConfig"]
+    json_logs = params["LogFormat"] == "JSON"
+    expect(logging.get("LogFormat") == params["LogFormat"], "LoggingConfig.LogFormat", e)
+    expect(
+        logging.get("ApplicationLogLevel") == (params["LogLevel"].upper() if json_logs else None),
+        "LoggingConfig.ApplicationLogLevel from LogLevel with JSON only",
+        e,
+    )
     expect(env.get("CERTBOUND_METRICS") == params["Metrics"], "CERTBOUND_METRICS", e)
     expect(env.get("CERTBOUND_METRICS_NAMESPACE") == params["MetricsNamespace"], "CERTBOUND_METRICS_NAMESPACE", e)
     expect("CERTBOUND_USAGE_KEYS" not in env, "CERTBOUND_USAGE_KEYS must come from the secret, not the environment", e)
@@ -561,6 +581,11 @@ def combinations():
         for bits in itertools.product((0, 1), repeat=len(names)):
             o = {n: PRODUCT[n][b] for n, b in zip(names, bits)}
             out.append((f"{api}/authlete/product/{''.join(map(str, bits))}", {**base, **o}, []))
+    # JSON logs above INFO would drop the EMF documents: refused with metrics on.
+    for api in ("REST", "HTTP"):
+        base = {**REQUIRED, "ApiType": api, **BACKENDS["authlete"]}
+        for level in ("warn", "error"):
+            out.append((f"{api}/authlete/json-logs-{level}-metrics", {**base, "LogFormat": "JSON", "LogLevel": level}, ["MetricsNeedInfoLogs"]))
     # Usage plan with a backend that has no secret otherwise.
     for backend in ("jwt", "cognito"):
         base = {**REQUIRED, "ApiType": "REST", "Backend": backend, **BACKENDS[backend]}
