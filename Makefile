@@ -43,7 +43,8 @@ release:
 
 # The bootstrap that SAM (rust-cargolambda) expects, native arch.
 lambda-build: deps
-	PATH="$(TOOLS_BIN):$$PATH" $(CARGO) lambda build --release
+	# RUST_LOG is for certbound (make test exports debug), not for cargo-lambda.
+	env -u RUST_LOG PATH="$(TOOLS_BIN):$$PATH" $(CARGO) lambda build --release
 	@ls -l target/lambda/certbound/bootstrap
 
 lint:

@@ -19,6 +19,7 @@ DURATION="${DURATION:-10}"
 CONNECTIONS="${CONNECTIONS:-8}"
 THREADS="${THREADS:-1}"
 export CERTBOUND_CACHED_PORT="${CERTBOUND_CACHED_PORT:-8085}"
+export CERTBOUND_METRICS_PORT="${CERTBOUND_METRICS_PORT:-9465}"
 
 if ! command -v wrk >/dev/null 2>&1; then
   log "installing wrk with apt-get"
@@ -35,7 +36,14 @@ trap cleanup EXIT
 "$REPO/scripts/stack-up.sh"
 . "$REPO/scripts/env.sh"
 
-certbound_cmd CERTBOUND_CACHE_TTL_S=60 CERTBOUND_WORKER_THREADS="${WORKERS:-1}"
+# The cached instance also serves Prometheus metrics (METRICS=off: not), so
+# the counters can be checked against what wrk counted.
+if [ "${METRICS:-on}" = on ]; then
+  certbound_cmd CERTBOUND_CACHE_TTL_S=60 CERTBOUND_WORKER_THREADS="${WORKERS:-1}" \
+    CERTBOUND_METRICS_LISTEN="127.0.0.1:$CERTBOUND_METRICS_PORT"
+else
+  certbound_cmd CERTBOUND_CACHE_TTL_S=60 CERTBOUND_WORKER_THREADS="${WORKERS:-1}" CERTBOUND_METRICS=off
+fi
 start_bg certbound-cached "$STACK_LOGS/certbound-cached.log" \
   "${CERTBOUND_CMD[@]}" serve --listen "127.0.0.1:$CERTBOUND_CACHED_PORT"
 wait_ready certbound-cached "$STACK_LOGS/certbound-cached.log" 30 \
@@ -46,6 +54,24 @@ token="$(curl -sf --cacert "$STACK_CA_CERT" --cert "$STACK_CLIENT_A_CERT" --key 
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
 cert_a="$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(open(sys.argv[1]).read(), safe=""))' "$STACK_CLIENT_A_CERT")"
 cert_b="$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(open(sys.argv[1]).read(), safe=""))' "$STACK_CLIENT_B_CERT")"
+
+# metric SELECTOR: the sum of the cached instance's Prometheus samples whose
+# name and labels contain SELECTOR (e.g. 'certbound_cache_total{result="hit"}').
+metric() {
+  curl -sf --max-time 2 "http://127.0.0.1:$CERTBOUND_METRICS_PORT/metrics" | python3 -c '
+import sys
+name, _, labels = sys.argv[1].partition("{")
+want = [l for l in labels.rstrip("}").split(",") if l]
+total = 0
+for line in sys.stdin:
+    if line.startswith("#") or not line.strip():
+        continue
+    series, value = line.rsplit(" ", 1)
+    sname, _, slabels = series.partition("{")
+    if sname == name and all(w in slabels for w in want):
+        total += float(value)
+print(int(total))' "$1"
+}
 
 # run LABEL PORT CERT EXPECTED: one wrk run; fails when an answer is not EXPECTED.
 run() {
@@ -70,7 +96,22 @@ run() {
     die "$label: $((requests - non2xx)) of $requests answers were 2xx"
   fi
   echo "   all $requests answers as expected"
+  if [ "$port" = "$CERTBOUND_CACHED_PORT" ] && [ "${METRICS:-on}" = on ]; then
+    # wrk counts the answers it read; certbound may have answered up to one
+    # more per connection when wrk stopped, plus the curl check above.
+    local selector after delta
+    if [ "$expect" = 200 ]; then selector='certbound_decisions_total{verdict="Allow"}'
+    else selector='certbound_decisions_total{reason="cert_mismatch"}'; fi
+    after="$(metric "$selector")"
+    delta=$((after - ${METRIC_BEFORE[$selector]:-0}))
+    METRIC_BEFORE[$selector]=$after
+    if [ "$delta" -lt $((requests + 1)) ] || [ "$delta" -gt $((requests + 1 + CONNECTIONS)) ]; then
+      die "$label: $selector grew by $delta, wrk counted $requests (+1 check)"
+    fi
+    echo "   metrics: $selector +$delta (wrk: $requests + 1 check); cache hits $(metric 'certbound_cache_total{result="hit"}'), misses $(metric 'certbound_cache_total{result="miss"}')"
+  fi
 }
+declare -A METRIC_BEFORE=()
 
 run "cache off: A's token with A's certificate (every call introspected)" "$CERTBOUND_PORT" "$cert_a" 200
 run "cache off: A's token with B's certificate" "$CERTBOUND_PORT" "$cert_b" 401
