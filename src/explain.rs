@@ -21,8 +21,8 @@ use crate::backends::{
 use crate::cert::ClientCert;
 use crate::config::{Config, ServeConfig};
 use crate::decision::ScopeDefault;
-use crate::fronts::lambda::Event;
-use crate::request::{AuthRequest, PresentedCert, RawEvent};
+use crate::fronts::lambda::read_event;
+use crate::request::{AuthRequest, PresentedCert};
 use crate::verdict::{Reason, Verdict};
 
 /// What one explained request came to.
@@ -77,10 +77,7 @@ impl Introspector for Recorder {
 pub fn request_from_event(bytes: &[u8]) -> Result<(AuthRequest, String), String> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| format!("not JSON ({})", crate::transport::json_error_kind(&e)))?;
-    let event = Event::parse(&value).map_err(|e| e.to_string())?;
-    let kind = event.kind().to_owned();
-    let mut request = event.into_auth_request().map_err(|e| e.to_string())?;
-    request.event = Some(RawEvent(value));
+    let (request, kind) = read_event(value).map_err(|e| e.to_string())?;
     Ok((request, format!("{kind} event")))
 }
 

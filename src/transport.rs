@@ -440,12 +440,13 @@ impl HttpClient {
         request: reqwest::RequestBuilder,
         deadline: Instant,
     ) -> Result<Reply, FetchError> {
-        let request = request.build().map_err(|e| {
+        let unbuildable = |e: BoxError| {
             FetchError::Transport(TransportError::caused_by(
                 Failure::Other("the request cannot be built".into()),
-                Box::new(e),
+                e,
             ))
-        })?;
+        };
+        let mut request = request.build().map_err(|e| unbuildable(Box::new(e)))?;
         let body = request
             .body()
             .and_then(reqwest::Body::as_bytes)
@@ -455,13 +456,9 @@ impl HttpClient {
             .method(request.method().clone())
             .uri(request.url().as_str())
             .body(Full::new(body))
-            .map_err(|e| {
-                FetchError::Transport(TransportError::caused_by(
-                    Failure::Other("the request cannot be built".into()),
-                    Box::new(e),
-                ))
-            })?;
-        *http.headers_mut() = request.headers().clone();
+            .map_err(|e| unbuildable(Box::new(e)))?;
+        // Moved, not copied: the reqwest request is only the builder.
+        *http.headers_mut() = std::mem::take(request.headers_mut());
         http.headers_mut()
             .entry(http::header::USER_AGENT)
             .or_insert(http::HeaderValue::from_static(USER_AGENT));

@@ -675,15 +675,21 @@ pub async fn handle_event<A: Authorizer + ?Sized>(
     payload: Value,
     request_id: Option<String>,
 ) -> Result<Value, HandlerError> {
-    let event = Event::parse(&payload).map_err(|e| invalid(e, request_id.as_deref()))?;
-    let simple = matches!(event, Event::HttpV2(_)) && http_api == HttpApiResponse::Simple;
-    let mut request = event
-        .into_auth_request()
-        .map_err(|e| invalid(e, request_id.as_deref()))?;
-    request.event = Some(RawEvent(payload));
+    let (mut request, _) = read_event(payload).map_err(|e| invalid(e, request_id.as_deref()))?;
+    let simple = request.source == Source::HttpApiV2 && http_api == HttpApiResponse::Simple;
     request.request_id = request_id.or(request.request_id);
     let verdict = authorize(authorizer, &request).await;
     respond(simple, &verdict)
+}
+
+/// Reads an authorizer event into the request the core decides on (the
+/// raw event kept for hooks), with the event's kind for logs.
+pub fn read_event(payload: Value) -> Result<(AuthRequest, &'static str), EventError> {
+    let event = Event::parse(&payload)?;
+    let kind = event.kind();
+    let mut request = event.into_auth_request()?;
+    request.event = Some(RawEvent(payload));
+    Ok((request, kind))
 }
 
 fn invalid(e: EventError, request_id: Option<&str>) -> HandlerError {
