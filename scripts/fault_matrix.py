@@ -17,7 +17,7 @@ own start). Every case must:
 The keep-alive case makes several calls through one `serve` process while the
 AS closes each connection when it has been idle for 200 ms: every call Allowed.
 
-Usage: scripts/fault_matrix.py [--bin target/debug/certbound] [--markdown FILE]
+Usage: scripts/fault_matrix.py [--bin target/lambda/certbound/bootstrap] [--markdown FILE]
        [--timeout-ms 1000] [--connect-timeout-ms 300] [--backends a,b] [--cases x,y]
        scripts/fault_matrix.py --keepalive-race N [--bin …]
 Last line: `fault-matrix: N passed, M failed`.
